@@ -1,0 +1,44 @@
+"""netbpf: eBPF networking in Python.
+
+A simulator of the Linux eBPF networking system (VM, verifier, maps, helpers, hooks)
+and a kernel backend that loads the same objects into the running kernel.
+"""
+
+from __future__ import annotations
+
+from netbpf.backend import Backend, Program, TestRunResult
+from netbpf.errors import (
+    AssemblerError,
+    InstructionError,
+    KernelError,
+    KernelUnavailable,
+    NetbpfError,
+    NotSupportedError,
+    ProgramFault,
+    TestRunError,
+)
+from netbpf.obj.spec import ProgramSpec
+from netbpf.uapi import AttachType, MapType, ProgramType, XdpAction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AssemblerError",
+    "AttachType",
+    "Backend",
+    "InstructionError",
+    "KernelError",
+    "KernelUnavailable",
+    "MapType",
+    "NetbpfError",
+    "NotSupportedError",
+    "Program",
+    "ProgramFault",
+    "ProgramSpec",
+    "ProgramType",
+    "TestRunError",
+    "TestRunResult",
+    "XdpAction",
+    "__version__",
+]
+# SimBackend and KernelBackend are added below once their packages exist.
