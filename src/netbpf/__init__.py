@@ -17,6 +17,7 @@ from netbpf.errors import (
     ProgramFault,
     TestRunError,
 )
+from netbpf.kernel import KernelBackend
 from netbpf.obj.spec import ProgramSpec
 from netbpf.uapi import AttachType, MapType, ProgramType, XdpAction
 
@@ -27,6 +28,7 @@ __all__ = [
     "AttachType",
     "Backend",
     "InstructionError",
+    "KernelBackend",
     "KernelError",
     "KernelUnavailable",
     "MapType",

@@ -121,7 +121,22 @@ class ElfError(ObjectError):
 
 
 class BtfError(ObjectError):
-    """Malformed or unsupported BTF content."""
+    """Malformed or unsupported BTF content.  Besides file, section ('.BTF' or
+    '.BTF.ext') and byte offset it may name the BTF type id the problem is in."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        section: str | None = None,
+        offset: int | None = None,
+        type_id: int | None = None,
+    ) -> None:
+        shown = f"type [{type_id}]: {reason}" if type_id is not None else reason
+        super().__init__(shown, file=file, section=section, offset=offset)
+        self.reason = reason
+        self.type_id = type_id
 
 
 class MapError(NetbpfError):
@@ -198,10 +213,22 @@ class KernelError(NetbpfError):
         msg = f"{op} failed: {name} ({errno})"
         if detail:
             msg += f": {detail}"
-        last = [ln for ln in log.strip().splitlines() if ln.strip()]
-        if last:
-            msg += f": {last[-1]}"
+        summary = _log_summary(log)
+        if summary:
+            msg += f": {summary}"
         super().__init__(msg)
+
+
+# Statistics the verifier prints after its verdict; the verdict is the line before.
+_LOG_STAT_PREFIXES = ("processed ", "verification time ", "stack depth ")
+
+
+def _log_summary(log: str) -> str:
+    """The verifier's verdict: the last log line that is not a statistics line."""
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    while lines and lines[-1].startswith(_LOG_STAT_PREFIXES):
+        lines.pop()
+    return lines[-1] if lines else ""
 
 
 class KernelUnavailable(NetbpfError):

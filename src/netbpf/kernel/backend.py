@@ -1,0 +1,539 @@
+"""``KernelBackend``: the same contract as ``SimBackend``, answered by the running kernel.
+
+It is the oracle the simulator is measured against: a spec is loaded with
+BPF_PROG_LOAD and run with BPF_PROG_TEST_RUN, and the result is a
+:class:`~netbpf.backend.TestRunResult` exactly like the simulator's, so a behaviour
+test is written once and run on both backends.
+
+Example (needs root)::
+
+    from netbpf import KernelBackend, ProgramSpec
+
+    spec = ProgramSpec.from_bytes(bytes.fromhex("b7000000020000009500000000000000"),
+                                  prog_type="xdp")
+    with KernelBackend().load_program(spec) as prog:
+        assert prog.test_run(bytes(64)).retval == 2   # XDP_PASS
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import re
+from collections.abc import Iterable, Iterator
+
+from netbpf.backend import TestRunResult
+from netbpf.errors import (
+    KernelError,
+    KernelUnavailable,
+    MapError,
+    MapFullError,
+    MapKeyExistsError,
+    MapKeyNotFoundError,
+    NotSupportedError,
+    TestRunError,
+)
+from netbpf.kernel import probe as _probe
+from netbpf.kernel import syscall as _sys
+from netbpf.obj.spec import ProgramSpec
+from netbpf.uapi import CTX_LAYOUTS, MapType, ProgramType
+from netbpf.uapi.sections import match_section
+
+__all__ = ["KernelBackend", "KernelMap", "KernelProgram", "sanitize_name"]
+
+_BPF_F_XDP_HAS_FRAGS = 1 << 5
+
+# Program types whose BPF_PROG_TEST_RUN hands back a context (ctx_out), and its struct.
+_CTX_STRUCT: dict[ProgramType, str] = {
+    ProgramType.XDP: "xdp_md",
+    ProgramType.SOCKET_FILTER: "__sk_buff",
+    ProgramType.SCHED_CLS: "__sk_buff",
+    ProgramType.SCHED_ACT: "__sk_buff",
+    ProgramType.CGROUP_SKB: "__sk_buff",
+    ProgramType.LWT_IN: "__sk_buff",
+    ProgramType.LWT_OUT: "__sk_buff",
+    ProgramType.LWT_XMIT: "__sk_buff",
+    ProgramType.FLOW_DISSECTOR: "bpf_flow_keys",
+    ProgramType.SK_LOOKUP: "bpf_sk_lookup",
+}
+# Program types whose test run takes a packet and writes one back (data_out).  For
+# the flow dissector the "packet out" is the struct bpf_flow_keys it filled in.
+_PACKET_TYPES = frozenset(_CTX_STRUCT) - {ProgramType.SK_LOOKUP}
+
+# data_out room beyond data_in: helpers may grow the packet (bpf_xdp_adjust_tail,
+# bpf_skb_change_tail up to the device MTU, 64 KiB on loopback).  A too-small buffer
+# costs a second run (ENOSPC), which would repeat map side effects: size generously.
+_DATA_OUT_MARGIN = 64 * 1024 + 512
+# ctx_out room beyond the header's struct size, for kernels whose struct grew.
+_CTX_OUT_MARGIN = 256
+
+_ERRNO_HINTS: dict[int, str] = {
+    _errno.EINVAL: "the kernel rejected the input (packet shorter than the 14-byte "
+    "Ethernet header or too long for one page, a ctx_in field this program type does "
+    "not accept, or a size that does not fit)",
+    _sys.ENOTSUPP: "this kernel has no BPF_PROG_TEST_RUN for this program type (ENOTSUPP)",
+    _errno.ENOTSUP: "this kernel has no BPF_PROG_TEST_RUN for this program type",
+    _errno.E2BIG: "data_in or ctx_in is larger than the kernel accepts",
+    _errno.EPERM: "not permitted (BPF_PROG_TEST_RUN needs CAP_BPF/CAP_SYS_ADMIN)",
+    _errno.EFAULT: "the kernel could not access the buffers",
+    _errno.ENOMEM: "the kernel could not allocate the test packet",
+}
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
+
+
+def sanitize_name(name: str) -> str:
+    """A program/map name the kernel accepts: only ``[A-Za-z0-9_.]`` (others become
+    ``_``) and at most 15 characters (BPF_OBJ_NAME_LEN - 1).  The kernel refuses
+    anything else with EINVAL, so libbpf-style names like ``xdp/prog`` must be fixed."""
+    return _NAME_OK.sub("_", name)[:15]
+
+
+class KernelProgram:
+    """A program loaded into the running kernel.  Close it (or use ``with``) to free it."""
+
+    def __init__(self, spec: ProgramSpec, fd: _sys.Fd, log: str) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.prog_type = spec.prog_type
+        self._fd = fd
+        #: the verifier log of the load (empty unless a log level was asked for)
+        self.log = log
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def test_run(
+        self, data_in: bytes = b"", ctx_in: bytes | None = None, repeat: int = 1
+    ) -> TestRunResult:
+        """BPF_PROG_TEST_RUN.  ``ctx_out`` is returned for the types whose kernel test
+        run gives one back (XDP: xdp_md; the skb family: __sk_buff; ...), else None."""
+        if not isinstance(repeat, int) or not 0 <= repeat <= 0xFFFFFFFF:
+            raise TestRunError(f"repeat must be an integer in 0..2**32-1, not {repeat!r}")
+        data_in = bytes(data_in)
+        if ctx_in is not None:
+            ctx_in = bytes(ctx_in)
+        ptype = self.prog_type
+        struct = _CTX_STRUCT.get(ptype)
+        ctx_size = 0
+        if struct is not None:
+            ctx_size = max(len(ctx_in or b""), CTX_LAYOUTS[struct][0]) + _CTX_OUT_MARGIN
+        data_size = len(data_in) + _DATA_OUT_MARGIN if ptype in _PACKET_TYPES else 0
+        out = self._run(data_in, data_size, ctx_in, ctx_size, repeat)
+        if out.truncated:
+            # The buffers were too small (the packet grew more than the margin): run
+            # again with the sizes the kernel asked for.
+            data_size = max(data_size, out.data_size_out)
+            ctx_size = max(ctx_size, out.ctx_size_out)
+            out = self._run(data_in, data_size, ctx_in, ctx_size, repeat)
+            if out.truncated:
+                raise TestRunError(
+                    f"{self._what()}: output did not fit even after resizing", errno=_errno.ENOSPC
+                )
+        ctx_out = out.ctx_out if out.ctx_out is not None and out.ctx_size_out else None
+        return TestRunResult(
+            retval=out.retval,
+            data_out=out.data_out or b"",
+            ctx_out=ctx_out,
+            duration_ns=out.duration,
+        )
+
+    def _run(
+        self, data_in: bytes, data_size: int, ctx_in: bytes | None, ctx_size: int, repeat: int
+    ) -> _sys.TestRunOutput:
+        try:
+            return _sys.prog_test_run(
+                self.fd,
+                data_in=data_in,
+                data_size_out=data_size,
+                ctx_in=ctx_in,
+                ctx_size_out=ctx_size,
+                repeat=repeat,
+            )
+        except KernelError as e:
+            if e.errno == _errno.EBADF and self.closed:
+                raise TestRunError(f"{self._what()} is closed", errno=_errno.EBADF) from None
+            hint = _ERRNO_HINTS.get(e.errno, os.strerror(e.errno))
+            sizes = f"{len(data_in)}-byte data_in"
+            if ctx_in is not None:
+                sizes += f", {len(ctx_in)}-byte ctx_in"
+            raise TestRunError(
+                f"{self._what()} with {sizes}: {_sys.errno_name(e.errno)}: {hint}",
+                errno=e.errno,
+            ) from None
+
+    def _what(self) -> str:
+        return f"{self.prog_type.name} program '{self.name}'"
+
+    def info(self) -> _sys.ProgInfo:
+        """The kernel's view of the program (id, tag, run counters...)."""
+        return _sys.prog_info(self.fd)
+
+    def xlated(self) -> bytes:
+        """The instructions after verification, as the kernel rewrote them."""
+        return _sys.prog_xlated(self.fd)
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin in a bpffs mount (e.g. /sys/fs/bpf/NAME)."""
+        _sys.obj_pin(self.fd, path)
+
+    def close(self) -> None:
+        self._fd.close()
+
+    def __enter__(self) -> KernelProgram:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self._fd.fileno()}"
+        return f"<KernelProgram {self.name!r} {self.prog_type.name} {state}>"
+
+
+_PERCPU = frozenset(
+    {
+        MapType.PERCPU_HASH,
+        MapType.PERCPU_ARRAY,
+        MapType.LRU_PERCPU_HASH,
+        MapType.PERCPU_CGROUP_STORAGE,
+    }
+)
+
+
+class KernelMap:
+    """A kernel map accessed by raw bytes through bpf().
+
+    Keys and values are ``bytes`` of exactly ``key_size`` / ``value_size`` (checked:
+    the kernel reads that many bytes from whatever buffer it is given).  Per-CPU maps
+    move every CPU's value at once: ``round_up(value_size, 8) * possible_cpus`` bytes,
+    see :attr:`value_size_raw`.  ``flags`` on updates are the kernel's BPF_ANY (0),
+    BPF_NOEXIST (1), BPF_EXIST (2), BPF_F_LOCK (4).  Errors are the typed map errors:
+    MapKeyNotFoundError (ENOENT), MapKeyExistsError (EEXIST), MapFullError (E2BIG)."""
+
+    def __init__(
+        self,
+        fd: _sys.Fd,
+        map_type: MapType,
+        key_size: int,
+        value_size: int,
+        max_entries: int,
+        *,
+        flags: int = 0,
+        name: str = "",
+    ) -> None:
+        self._fd = fd
+        self.map_type = map_type
+        self.key_size = key_size
+        self.value_size = value_size
+        self.max_entries = max_entries
+        self.flags = flags
+        self.name = name
+        if map_type in _PERCPU:
+            self.value_size_raw = ((value_size + 7) // 8 * 8) * _sys.possible_cpus()
+        else:
+            self.value_size_raw = value_size
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    # -- checks and errors
+    def _what(self) -> str:
+        return (
+            f"{self.map_type.name} map '{self.name}'" if self.name else f"{self.map_type.name} map"
+        )
+
+    def _key(self, key: bytes) -> bytes:
+        key = bytes(key)
+        if len(key) != self.key_size:
+            raise MapError(
+                f"{self._what()}: key is {len(key)} bytes, the map's key_size is {self.key_size}",
+                errno=_errno.EINVAL,
+            )
+        return key
+
+    def _value(self, value: bytes) -> bytes:
+        value = bytes(value)
+        if len(value) != self.value_size_raw:
+            what = "per-CPU value (all CPUs)" if self.map_type in _PERCPU else "value"
+            raise MapError(
+                f"{self._what()}: {what} is {len(value)} bytes, expected {self.value_size_raw}",
+                errno=_errno.EINVAL,
+            )
+        return value
+
+    def _error(self, e: KernelError, op: str, key: bytes | None) -> MapError:
+        where = f"{self._what()}: {op}" + (f" key {key.hex()}" if key is not None else "")
+        if e.errno == _errno.ENOENT:
+            return MapKeyNotFoundError(f"{where}: no such key (ENOENT)")
+        if e.errno == _errno.EEXIST:
+            return MapKeyExistsError(f"{where}: key exists (EEXIST)")
+        if e.errno == _errno.E2BIG:
+            return MapFullError(f"{where}: map full or index out of range (E2BIG)")
+        return MapError(
+            f"{where}: {_sys.errno_name(e.errno)}: {os.strerror(e.errno)}", errno=e.errno
+        )
+
+    # -- element operations
+    def lookup(self, key: bytes, *, flags: int = 0) -> bytes:
+        key = self._key(key)
+        try:
+            return _sys.map_lookup_elem(self.fd, key, self.value_size_raw, flags=flags)
+        except KernelError as e:
+            raise self._error(e, "lookup", key) from None
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        try:
+            return self.lookup(key)
+        except MapKeyNotFoundError:
+            return default
+
+    def update(self, key: bytes, value: bytes, *, flags: int = 0) -> None:
+        key, value = self._key(key), self._value(value)
+        try:
+            _sys.map_update_elem(self.fd, key, value, flags=flags)
+        except KernelError as e:
+            raise self._error(e, "update", key) from None
+
+    def delete(self, key: bytes) -> None:
+        key = self._key(key)
+        try:
+            _sys.map_delete_elem(self.fd, key)
+        except KernelError as e:
+            raise self._error(e, "delete", key) from None
+
+    def lookup_and_delete(self, key: bytes, *, flags: int = 0) -> bytes:
+        key = self._key(key)
+        try:
+            return _sys.map_lookup_and_delete_elem(self.fd, key, self.value_size_raw, flags=flags)
+        except KernelError as e:
+            raise self._error(e, "lookup_and_delete", key) from None
+
+    def next_key(self, key: bytes | None = None) -> bytes | None:
+        """The key after ``key`` in the kernel's order (None: the first), or None."""
+        if key is not None:
+            key = self._key(key)
+        try:
+            return _sys.map_get_next_key(self.fd, key, self.key_size)
+        except KernelError as e:
+            raise self._error(e, "get_next_key", key) from None
+
+    def keys(self) -> Iterator[bytes]:
+        key = self.next_key(None)
+        while key is not None:
+            yield key
+            key = self.next_key(key)
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs; a key deleted while iterating is skipped."""
+        for key in self.keys():
+            value = self.get(key)
+            if value is not None:
+                yield key, value
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.keys()
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes | bytearray) and self.get(bytes(key)) is not None
+
+    def __getitem__(self, key: bytes) -> bytes:
+        return self.lookup(key)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.update(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self.delete(key)
+
+    # -- queue / stack (no key)
+    def push(self, value: bytes, *, flags: int = 0) -> None:
+        """Queue/stack push (BPF_EXIST as flags overwrites the oldest when full)."""
+        value = self._value(value)
+        try:
+            _sys.map_update_elem(self.fd, None, value, flags=flags)
+        except KernelError as e:
+            raise self._error(e, "push", None) from None
+
+    def pop(self) -> bytes:
+        try:
+            return _sys.map_lookup_and_delete_elem(self.fd, None, self.value_size_raw)
+        except KernelError as e:
+            raise self._error(e, "pop", None) from None
+
+    def peek(self) -> bytes:
+        try:
+            return _sys.map_lookup_elem(self.fd, None, self.value_size_raw)
+        except KernelError as e:
+            raise self._error(e, "peek", None) from None
+
+    # -- batches
+    def lookup_batch(
+        self, *, count: int = 256, delete: bool = False, flags: int = 0
+    ) -> list[tuple[bytes, bytes]]:
+        """All entries through BPF_MAP_LOOKUP(_AND_DELETE)_BATCH, ``count`` at a time."""
+        fn = _sys.map_lookup_and_delete_batch if delete else _sys.map_lookup_batch
+        token_size = max(8, self.key_size)
+        out: list[tuple[bytes, bytes]] = []
+        token: bytes | None = None
+        while True:
+            try:
+                got, token = fn(
+                    self.fd,
+                    self.key_size,
+                    self.value_size_raw,
+                    count=count,
+                    in_batch=token,
+                    batch_token_size=token_size,
+                    elem_flags=flags,
+                )
+            except KernelError as e:
+                if e.errno == _errno.ENOSPC:
+                    # A hash bucket holds more than `count` entries; ask for more.
+                    count *= 2
+                    continue
+                raise self._error(e, "lookup_batch", None) from None
+            out.extend(got)
+            if token is None:
+                return out
+
+    def update_batch(self, items: Iterable[tuple[bytes, bytes]], *, flags: int = 0) -> None:
+        pairs = [(self._key(k), self._value(v)) for k, v in items]
+        if not pairs:
+            return
+        try:
+            _sys.map_update_batch(
+                self.fd,
+                b"".join(k for k, _ in pairs),
+                b"".join(v for _, v in pairs),
+                len(pairs),
+                elem_flags=flags,
+            )
+        except KernelError as e:
+            raise self._error(e, "update_batch", None) from None
+
+    def delete_batch(self, keys: Iterable[bytes]) -> None:
+        ks = [self._key(k) for k in keys]
+        if not ks:
+            return
+        try:
+            _sys.map_delete_batch(self.fd, b"".join(ks), len(ks))
+        except KernelError as e:
+            raise self._error(e, "delete_batch", None) from None
+
+    # -- whole map
+    def freeze(self) -> None:
+        """No more writes from user space (programs may still write unless the map was
+        created with BPF_F_RDONLY_PROG)."""
+        try:
+            _sys.map_freeze(self.fd)
+        except KernelError as e:
+            raise self._error(e, "freeze", None) from None
+
+    def info(self) -> _sys.MapInfo:
+        return _sys.map_info(self.fd)
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        _sys.obj_pin(self.fd, path)
+
+    def close(self) -> None:
+        self._fd.close()
+
+    def __enter__(self) -> KernelMap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self._fd.fileno()}"
+        return (
+            f"<KernelMap {self.name!r} {self.map_type.name} key={self.key_size} "
+            f"value={self.value_size} max_entries={self.max_entries} {state}>"
+        )
+
+
+def _map_type(value: MapType | str | int) -> MapType:
+    if isinstance(value, MapType):
+        return value
+    if isinstance(value, int):
+        try:
+            return MapType(value)
+        except ValueError:
+            raise NotSupportedError(f"map type {value}") from None
+    key = value.upper().removeprefix("BPF_MAP_TYPE_")
+    if key in MapType.__members__:
+        return MapType[key]
+    raise NotSupportedError(f"map type {value!r}", "use a name such as 'hash' or 'array'")
+
+
+class KernelBackend:
+    """Loads specs into the running kernel.  Raises KernelUnavailable, with the probe's
+    reason, where bpf() cannot be used (not Linux, not root, seccomp...)."""
+
+    name = "kernel"
+
+    def __init__(self) -> None:
+        usable = _probe.bpf_usable()
+        if not usable:
+            raise KernelUnavailable(f"the kernel backend cannot be used: {usable.reason}")
+
+    def load_program(self, spec: ProgramSpec, *, log_level: int = 0) -> KernelProgram:
+        """BPF_PROG_LOAD of the spec's instructions with its program type, expected
+        attach type and license.  A refusal raises KernelError with the verifier log;
+        ``log_level`` > 0 keeps the log of a successful load in ``program.log``."""
+        prog_flags = 0
+        sdef = match_section(spec.section) if spec.section else None
+        if sdef is not None and sdef.frags:
+            prog_flags |= _BPF_F_XDP_HAS_FRAGS
+        fd, log = _sys.prog_load(
+            int(spec.prog_type),
+            spec.to_bytes(),
+            license=spec.license,
+            name=sanitize_name(spec.name),
+            expected_attach_type=int(spec.attach_type) if spec.attach_type is not None else 0,
+            prog_flags=prog_flags,
+            log_level=log_level,
+        )
+        return KernelProgram(spec, fd, log)
+
+    def create_map(
+        self,
+        map_type: MapType | str | int,
+        key_size: int,
+        value_size: int,
+        max_entries: int,
+        *,
+        flags: int = 0,
+        name: str = "",
+        inner_map: KernelMap | None = None,
+        map_extra: int = 0,
+    ) -> KernelMap:
+        """BPF_MAP_CREATE.  ``flags`` are the kernel's BPF_F_* map flags;
+        ``inner_map`` is the template map of an ARRAY_OF_MAPS / HASH_OF_MAPS."""
+        mtype = _map_type(map_type)
+        clean = sanitize_name(name)
+        fd = _sys.map_create(
+            int(mtype),
+            key_size,
+            value_size,
+            max_entries,
+            map_flags=flags,
+            name=clean,
+            inner_map_fd=inner_map.fd if inner_map is not None else 0,
+            map_extra=map_extra,
+        )
+        return KernelMap(fd, mtype, key_size, value_size, max_entries, flags=flags, name=name)
+
+    def __repr__(self) -> str:
+        return "<KernelBackend>"
