@@ -51,3 +51,19 @@ class RunEnv:
     trace: list[str] = field(default_factory=list)
     #: hook-specific state (the skb or xdp_buff model, maps by address...)
     state: dict[str, Any] = field(default_factory=dict)
+    #: the engine's per-run state (netbpf.vm.runtime.RunState), set by the engines and
+    #: kept between runs so repeated runs reuse their stack frames
+    vm: Any = field(default=None, repr=False, compare=False)
+
+    def call_subprog(
+        self, func: int, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0
+    ) -> int:
+        """Call the BPF function whose code address ``func`` is (the value a
+        ``BPF_PSEUDO_FUNC`` LD_IMM64 produced) in a new frame and return its r0: what
+        ``bpf_loop``-style helpers use to run their callback.  Only valid while a program
+        runs on this environment; faults inside propagate as ProgramFault."""
+        from netbpf.errors import NotSupportedError
+
+        if self.vm is None or not self.vm.active:
+            raise NotSupportedError("call_subprog", "no program is running on this environment")
+        return int(self.vm.call_subprog(func, r1, r2, r3, r4, r5))
