@@ -111,8 +111,13 @@ class KernelProgram:
     def test_run(
         self, data_in: bytes = b"", ctx_in: bytes | None = None, repeat: int = 1
     ) -> TestRunResult:
-        """BPF_PROG_TEST_RUN.  ``ctx_out`` is returned for the types whose kernel test
-        run gives one back (XDP: xdp_md; the skb family: __sk_buff; ...), else None."""
+        """BPF_PROG_TEST_RUN.
+
+        ``ctx_out`` is returned when ``ctx_in`` is given and the type's kernel test
+        run hands a context back (XDP: xdp_md; the skb family: __sk_buff; the flow
+        dissector: bpf_flow_keys; sk_lookup: bpf_sk_lookup), else None.  ``data_out``
+        is the packet after the run (b"" for types without a packet).  The kernel
+        reports retval as u32 and duration as the mean ns per run over ``repeat``."""
         if not isinstance(repeat, int) or not 0 <= repeat <= 0xFFFFFFFF:
             raise TestRunError(f"repeat must be an integer in 0..2**32-1, not {repeat!r}")
         data_in = bytes(data_in)
@@ -121,8 +126,12 @@ class KernelProgram:
         ptype = self.prog_type
         struct = _CTX_STRUCT.get(ptype)
         ctx_size = 0
-        if struct is not None:
-            ctx_size = max(len(ctx_in or b""), CTX_LAYOUTS[struct][0]) + _CTX_OUT_MARGIN
+        if struct is not None and ctx_in is not None:
+            # Only with a ctx_in: asked for a ctx_out alone, the kernel runs the
+            # program on an all-zero context (for XDP: data_end 0, an empty linear
+            # area), which is not "no context".  The buffer holds the kernel's whole
+            # struct even when ctx_in is shorter, else the kernel says ENOSPC.
+            ctx_size = max(len(ctx_in), CTX_LAYOUTS[struct][0]) + _CTX_OUT_MARGIN
         data_size = len(data_in) + _DATA_OUT_MARGIN if ptype in _PACKET_TYPES else 0
         out = self._run(data_in, data_size, ctx_in, ctx_size, repeat)
         if out.truncated:
@@ -280,6 +289,8 @@ class KernelMap:
             return MapKeyExistsError(f"{where}: key exists (EEXIST)")
         if e.errno == _errno.E2BIG:
             return MapFullError(f"{where}: map full or index out of range (E2BIG)")
+        if e.errno == _errno.EBADF and self.closed:
+            return MapError(f"{where}: the map is closed", errno=_errno.EBADF)
         return MapError(
             f"{where}: {_sys.errno_name(e.errno)}: {os.strerror(e.errno)}", errno=e.errno
         )

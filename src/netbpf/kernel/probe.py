@@ -91,6 +91,28 @@ def _seccomp_mode() -> str:
     return "unknown"
 
 
+_CAP_SYS_ADMIN = 21
+_CAP_BPF = 39
+
+
+def _capabilities() -> str:
+    """Which of CAP_BPF / CAP_SYS_ADMIN the process holds (what bpf() checks)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    eff = int(line.split()[1], 16)
+                    held = [
+                        name
+                        for name, bit in (("CAP_BPF", _CAP_BPF), ("CAP_SYS_ADMIN", _CAP_SYS_ADMIN))
+                        if eff >> bit & 1
+                    ]
+                    return "holds " + ", ".join(held) if held else "no CAP_BPF or CAP_SYS_ADMIN"
+    except (OSError, ValueError, IndexError):
+        pass
+    return "capabilities unknown"
+
+
 def _unprivileged_setting() -> str:
     try:
         with open("/proc/sys/kernel/unprivileged_bpf_disabled") as f:
@@ -114,7 +136,7 @@ def bpf_usable() -> ProbeResult:
             uid = os.geteuid()
             why = (
                 f"bpf() refused with EPERM (euid {uid}"
-                f"{', not root' if uid else ''}; "
+                f"{', not root' if uid else ''}; {_capabilities()}; "
                 f"kernel.unprivileged_bpf_disabled={_unprivileged_setting()}; "
                 f"seccomp {_seccomp_mode()})"
             )
@@ -212,6 +234,9 @@ def test_run_supported(prog_type: ProgramType | int) -> ProbeResult:
         return ProbeResult(Support.UNKNOWN, f"test_run probe of {ptype.name} failed: {e}")
     return ProbeResult(Support.YES, f"BPF_PROG_TEST_RUN runs {ptype.name} programs")
 
+
+# Its name starts with "test_": keep pytest from collecting it where it is imported.
+test_run_supported.__test__ = False  # type: ignore[attr-defined]
 
 _F_NO_PREALLOC = 1
 _F_MMAPABLE = 1 << 10
