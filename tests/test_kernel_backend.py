@@ -126,6 +126,40 @@ def test_xdp_adjust_tail_grows_data_out(kernel: KernelBackend) -> None:
     assert res.data_out[: len(PKT)] == PKT
 
 
+def _count_then(counter_fd: int, tail: list[I]) -> list[I]:
+    """Instructions: counter[0] += 1 (an ARRAY map of u64), then ``tail``."""
+    return [
+        I(0xBF, 6, 1),  # r6 = ctx
+        I(0x18, 1, 1, 0, counter_fd),  # r1 = map (LD_IMM64, BPF_PSEUDO_MAP_FD)
+        I(0, 0, 0, 0, 0),
+        I(0x62, 10, 0, -4, 0),  # *(u32 *)(r10 - 4) = 0
+        I(0xBF, 2, 10),  # r2 = r10
+        I(0x07, 2, 0, 0, -4),  # r2 += -4
+        I(0x85, 0, 0, 0, 1),  # call bpf_map_lookup_elem
+        I(0x15, 0, 0, 2, 0),  # if r0 == 0 goto +2
+        mov(1, 1),
+        I(0xDB, 0, 1, 0, 0),  # lock *(u64 *)(r0 + 0) += r1
+        I(0xBF, 1, 6),  # r1 = ctx
+        *tail,
+    ]
+
+
+def test_data_out_too_small_is_retried(
+    kernel: KernelBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no margin the kernel says ENOSPC (the packet grew); the backend runs again
+    # with the size the kernel asked for - so the program runs twice.
+    from netbpf.kernel import backend as kb
+
+    monkeypatch.setattr(kb, "_DATA_OUT_MARGIN", 0)
+    with kernel.create_map("array", 4, 8, 1) as counter:
+        grow = [mov(2, 100), I(0x85, 0, 0, 0, 65), mov(0, 2), EXIT]  # bpf_xdp_adjust_tail
+        with kernel.load_program(spec(_count_then(counter.fd, grow))) as prog:
+            res = prog.test_run(PKT)
+        assert len(res.data_out) == len(PKT) + 100 and res.data_out[: len(PKT)] == PKT
+        assert struct.unpack("<Q", counter.lookup(bytes(4)))[0] == 2
+
+
 def test_skb_len_per_type(kernel: KernelBackend) -> None:
     # tc programs see the frame from the Ethernet header; socket filters and LWT see
     # it from the network header (the kernel pulls the 14-byte Ethernet header).
@@ -210,20 +244,7 @@ def test_xdp_frags_section_sets_the_frags_flag(
 
 def test_repeat_runs_the_program_repeat_times(kernel: KernelBackend) -> None:
     with kernel.create_map("array", 4, 8, 1) as counter:
-        prog_insns = [
-            I(0x18, 1, 1, 0, counter.fd),  # r1 = map fd (LD_IMM64, BPF_PSEUDO_MAP_FD)
-            I(0, 0, 0, 0, 0),
-            I(0x62, 10, 0, -4, 0),  # *(u32 *)(r10 - 4) = 0
-            I(0xBF, 2, 10),  # r2 = r10
-            I(0x07, 2, 0, 0, -4),  # r2 += -4
-            I(0x85, 0, 0, 0, 1),  # call bpf_map_lookup_elem
-            I(0x15, 0, 0, 2, 0),  # if r0 == 0 goto +2
-            mov(1, 1),
-            I(0xDB, 0, 1, 0, 0),  # lock *(u64 *)(r0 + 0) += r1
-            mov(0, 2),
-            EXIT,
-        ]
-        with kernel.load_program(spec(prog_insns)) as prog:
+        with kernel.load_program(spec(_count_then(counter.fd, [mov(0, 2), EXIT]))) as prog:
             prog.test_run(PKT, repeat=5)
             prog.test_run(PKT)  # repeat=1
             prog.test_run(PKT, repeat=0)  # the kernel runs repeat=0 once

@@ -234,3 +234,25 @@ def test_pin_and_get(kernel: KernelBackend, tmp_path) -> None:
         assert ei.value.errno == errno.ENOENT
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def _btf_u32_u64() -> bytes:
+    """BTF with type 1 = ``unsigned int`` (32 bits) and type 2 = ``unsigned long``."""
+    strings = b"\0unsigned int\0unsigned long\0"
+    types = struct.pack("<IIII", 1, 1 << 24, 4, 32) + struct.pack("<IIII", 14, 1 << 24, 8, 64)
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return hdr + types + strings
+
+
+def test_map_with_btf_types(kernel: KernelBackend) -> None:
+    btf, _ = sysc.btf_load(_btf_u32_u64())
+    with btf:
+        ids = {"btf_fd": btf.fileno(), "btf_key_type_id": 1, "btf_value_type_id": 2}
+        with kernel.create_map("hash", 4, 8, 2, name="typed", **ids) as m:
+            info = m.info()
+            assert (info.btf_key_type_id, info.btf_value_type_id) == (1, 2)
+            assert info.btf_id != 0
+        # the kernel checks that the BTF types have the map's sizes
+        with pytest.raises(KernelError) as ei:
+            kernel.create_map("hash", 8, 8, 2, **ids)
+        assert ei.value.errno == errno.EINVAL

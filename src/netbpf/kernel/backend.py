@@ -529,9 +529,14 @@ class KernelBackend:
         name: str = "",
         inner_map: KernelMap | None = None,
         map_extra: int = 0,
+        btf_fd: int = 0,
+        btf_key_type_id: int = 0,
+        btf_value_type_id: int = 0,
     ) -> KernelMap:
         """BPF_MAP_CREATE.  ``flags`` are the kernel's BPF_F_* map flags;
-        ``inner_map`` is the template map of an ARRAY_OF_MAPS / HASH_OF_MAPS."""
+        ``inner_map`` is the template map of an ARRAY_OF_MAPS / HASH_OF_MAPS;
+        ``btf_fd`` (from BPF_BTF_LOAD) with the key/value type ids describes the
+        key and value (the kernel checks the sizes match)."""
         mtype = _map_type(map_type)
         clean = sanitize_name(name)
         fd = _sys.map_create(
@@ -543,6 +548,9 @@ class KernelBackend:
             name=clean,
             inner_map_fd=inner_map.fd if inner_map is not None else 0,
             map_extra=map_extra,
+            btf_fd=btf_fd,
+            btf_key_type_id=btf_key_type_id,
+            btf_value_type_id=btf_value_type_id,
         )
         return KernelMap(fd, mtype, key_size, value_size, max_entries, flags=flags, name=name)
 
