@@ -33,6 +33,8 @@ from netbpf.isa.instruction import Instruction
 from netbpf.isa.opcodes import (
     ALU_OPS,
     ATOMIC_OPS,
+    BPF_LOAD_ACQ,
+    BPF_STORE_REL,
     CALL_HELPER,
     CALL_KFUNC,
     CALL_LOCAL,
@@ -321,7 +323,7 @@ def _c_call(a: _Assembler, m: re.Match[str]) -> None:
     if re.fullmatch(_NUM, arg):
         a.emit(BPF_JMP | BPF_CALL, 0, CALL_HELPER, 0, _int(arg))
         return
-    hm = re.fullmatch(r"([A-Za-z_][\w]*)?#(\d+)", arg)  # verifier log: bpf_map_lookup_elem#1
+    hm = re.fullmatch(r"([A-Za-z_][\w]*)?#(-?\d+)", arg)  # verifier log: bpf_map_lookup_elem#1
     if hm:
         a.emit(BPF_JMP | BPF_CALL, 0, CALL_HELPER, 0, _int(hm.group(2)))
         return
@@ -547,6 +549,39 @@ def _c_llvm_xchg(a: _Assembler, m: re.Match[str]) -> None:
         a.emit(BPF_STX | BPF_ATOMIC | size, _reg(base), rr[0], off, BPF_XCHG)
 
 
+def _c_quad(a: _Assembler, m: re.Match[str]) -> None:
+    # .quad 0x...: one raw slot, its 64-bit little-endian value (the disassembler's
+    # spelling for anything that is not a valid instruction)
+    value = _int(m.group(1))
+    if not 0 <= value < (1 << 64):
+        raise _Line(".quad takes a 64-bit unsigned value")
+    a.out.append(Instruction.decode(value.to_bytes(8, "little")))
+
+
+def _c_load_acquire(a: _Assembler, m: re.Match[str]) -> None:
+    # rD = load_acquire((u64 *)(rS + off)): here dst is the destination, src the address
+    sign, bits, base, off = _mem_inner(m, 3)
+    if sign != "u":
+        raise _Line("load_acquire takes (u8|u16|u32|u64 *)")
+    a.emit(BPF_STX | BPF_ATOMIC | _size(bits), _reg(m.group(2)), base, off, BPF_LOAD_ACQ)
+
+
+def _c_store_release(a: _Assembler, m: re.Match[str]) -> None:
+    # store_release((u64 *)(rD + off), rS)
+    sign, bits, base, off = _mem_inner(m, 1)
+    if sign != "u":
+        raise _Line("store_release takes (u8|u16|u32|u64 *)")
+    a.emit(BPF_STX | BPF_ATOMIC | _size(bits), base, _reg(m.group(7)), off, BPF_STORE_REL)
+
+
+def _mem_inner(m: re.Match[str], i: int) -> tuple[str, int, int, int]:
+    """Like _mem for the ``(u64 *)(rN + off)`` spelling used inside atomic calls."""
+    sign, bits, base, pm, num = m.group(i, i + 1, i + 2, i + 3, i + 4)
+    off = _int(num) * (-1 if pm == "-" else 1) if num is not None else 0
+    return sign, int(bits), _reg(base), off
+
+
+_PTR = rf"\(\s*([us])(8|16|32|64)\s*\*\s*\)\s*\(\s*r(\d+){_OFF}\s*\)"
 _R = r"([rw])(\d+)"
 _C_FORMS: list[tuple[re.Pattern[str], Callable[[_Assembler, re.Match[str]], None]]] = [
     (
@@ -578,6 +613,9 @@ _C_FORMS: list[tuple[re.Pattern[str], Callable[[_Assembler, re.Match[str]], None
         ),
         _c_llvm_xchg,
     ),
+    (re.compile(rf"{_R}\s*=\s*load_acquire\s*\(\s*{_PTR}\s*\)"), _c_load_acquire),
+    (re.compile(rf"store_release\s*\(\s*{_PTR}\s*,\s*([rw])(\d+)\s*\)"), _c_store_release),
+    (re.compile(rf"\.quad\s+({_NUM})"), _c_quad),
     (re.compile(rf"{_MEM}\s*=\s*(.+)"), _c_store),
     (re.compile(rf"{_R}\s*=\s*{_MEM}"), _c_load),
     (re.compile(rf"{_R}\s*=\s*\*\s*\(\s*([us])(8|16|32|64)\s*\*\s*\)\s*skb\s*\[(.+)\]"), _c_ld_skb),

@@ -89,13 +89,17 @@ from netbpf.uapi import (
     BPF_X,
     BPF_XCHG,
     BPF_XOR,
+    DEFINES,
 )
 
 __all__ = [
+    "ACQ_REL_OPS",
     "ADDR_SPACE_CAST_IMMS",
     "ADDR_SPACE_CAST_OFF",
     "ALU_OPS",
     "ATOMIC_OPS",
+    "BPF_LOAD_ACQ",
+    "BPF_STORE_REL",
     "CALL_HELPER",
     "CALL_KFUNC",
     "CALL_LOCAL",
@@ -117,6 +121,9 @@ __all__ = [
     "OpInfo",
     "lookup",
 ]
+
+BPF_LOAD_ACQ: int = DEFINES["BPF_LOAD_ACQ"]  # 0x100
+BPF_STORE_REL: int = DEFINES["BPF_STORE_REL"]  # 0x110
 
 #: ``off`` of ``ALU64|MOV|X`` that means "addr_space_cast" (arena pointers, Linux 6.9+).
 ADDR_SPACE_CAST_OFF = 1
@@ -140,7 +147,7 @@ class Kind(StrEnum):
     LDX = "ldx"  #: dst = *(size *)(src + off); sign-extending when ``signed``
     ST = "st"  #: *(size *)(dst + off) = imm
     STX = "stx"  #: *(size *)(dst + off) = src
-    ATOMIC = "atomic"  #: atomic read-modify-write at dst + off; the operation is in imm
+    ATOMIC = "atomic"  #: atomic op on dst + off, op in imm (load_acquire reads src + off)
     JA = "ja"  #: pc += off (JMP) or pc += imm (JMP32, "gotol")
     JCC = "jcc"  #: conditional jump: if dst OP src|imm: pc += off
     CALL = "call"  #: helper (src 0), bpf-to-bpf (src 1, pc += imm), kfunc (src 2)
@@ -295,8 +302,14 @@ ATOMIC_OPS: dict[int, AtomicOp] = {
         AtomicOp(BPF_XOR | BPF_FETCH, "fetch_xor", BPF_XOR, True),
         AtomicOp(BPF_XCHG, "xchg", None, True),
         AtomicOp(BPF_CMPXCHG, "cmpxchg", None, True),
+        # Linux 6.15+: dst = load_acquire((size *)(src + off)), and
+        # store_release((size *)(dst + off), src).  Also defined for 8 and 16 bits.
+        AtomicOp(BPF_LOAD_ACQ, "load_acquire", None, False),
+        AtomicOp(BPF_STORE_REL, "store_release", None, False),
     )
 }
+#: The atomic operations also defined for 8- and 16-bit accesses.
+ACQ_REL_OPS = frozenset({BPF_LOAD_ACQ, BPF_STORE_REL})
 
 #: LD_IMM64 ``src`` values (pseudo sources) -> the name the (dis)assembler uses.
 #: ``r1 = map_fd(3) ll`` etc.; 0 is a plain 64-bit constant.
@@ -431,10 +444,15 @@ def _build() -> dict[int, OpInfo]:
             (REG, ZERO, ANY, ANY), size=n)  # fmt: skip
         add(BPF_STX | BPF_MEM | size, "stx" + sfx, Kind.STX, BPF_MEM, 8 * n, group,
             (REG, REG, ANY, ZERO), size=n, x=True)  # fmt: skip
-    for size, group in ((BPF_W, Group.ATOMIC32), (BPF_DW, Group.ATOMIC64)):
+    # Atomics: the operation is in imm.  RFC 9669 defines 32 and 64 bit; Linux adds
+    # load-acquire / store-release, also for 8 and 16 bit.  ``dst`` is the address
+    # register except for load_acquire, where it is the destination (validate.py).
+    for size, group in ((BPF_B, Group.LINUX), (BPF_H, Group.LINUX), (BPF_W, Group.ATOMIC32),
+                        (BPF_DW, Group.ATOMIC64)):  # fmt: skip
         n = SIZE_BYTES[size]
+        imms = _choice(*ATOMIC_OPS) if size in (BPF_W, BPF_DW) else _choice(*ACQ_REL_OPS)
         add(BPF_STX | BPF_ATOMIC | size, f"lock{8 * n}", Kind.ATOMIC, BPF_ATOMIC, 8 * n, group,
-            (REG, REG, ANY, _choice(*ATOMIC_OPS)), size=n, x=True)  # fmt: skip
+            (REG, REG, ANY, imms), size=n, x=True)  # fmt: skip
     return table
 
 
