@@ -451,7 +451,10 @@ class Fd:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: os may already be torn down
+            pass
 
     def __repr__(self) -> str:
         return f"Fd({self._fd})" if self._fd >= 0 else "Fd(closed)"
