@@ -9,11 +9,21 @@ see :mod:`netbpf.isa.asm`.  Raw bytes are little-endian 8-byte slots, what
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import click
 from rich.text import Text
 
 from netbpf.cli import _common
 from netbpf.errors import NetbpfError, NotSupportedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netbpf.isa.disasm import Style
+    from netbpf.isa.instruction import Instruction
+
+#: opcode of the 16-byte load of a 64-bit immediate (BPF_LD | BPF_DW | BPF_IMM)
+BPF_LD_IMM64 = 0x18
 
 __all__ = ["asm_cmd", "disasm_cmd"]
 
@@ -81,9 +91,8 @@ def asm_cmd(source: str, output: str | None, as_json: bool) -> None:
     "verifier log ('0: (b7) r0 = 0').",
 )
 @_common.json_option
-def disasm_cmd(source: str, style: str, as_json: bool) -> None:
+def disasm_cmd(source: str, style: Style, as_json: bool) -> None:
     """Disassemble FILE (raw instruction bytes, or - for stdin)."""
-    from netbpf.isa.disasm import format_insn
     from netbpf.isa.instruction import decode_program
 
     raw = _common.read_input(source)
@@ -96,7 +105,7 @@ def disasm_cmd(source: str, style: str, as_json: bool) -> None:
                 "'llvm-objdump-19 -d OBJ'",
             )
         insns = decode_program(raw)
-        rows = list(_rows(insns, style, format_insn))
+        rows = list(_rows(insns, style))
     except NetbpfError as exc:
         _common.attach_source(exc, source)
         raise
@@ -124,14 +133,16 @@ def disasm_cmd(source: str, style: str, as_json: bool) -> None:
         out.print(line)
 
 
-def _rows(insns: list, style: str, format_insn: object) -> object:
-    """``(slot index, hex of the instruction's bytes, text)`` per instruction; an
-    LD_IMM64 covers two slots and is one row."""
-    from netbpf.isa.disasm import disassemble
+def _rows(insns: list[Instruction], style: Style) -> Iterator[tuple[int, str, str]]:
+    """``(slot index, hex of the instruction's bytes, text)`` per instruction.  A
+    well-formed LD_IMM64 covers two slots and is one row; anything the disassembler
+    cannot decode is shown as ``.quad`` (one slot), like objdump shows unknown bytes."""
+    from netbpf.isa.disasm import format_insn
 
-    del format_insn
     index = 0
-    for text, width in disassemble(insns, style=style):
+    while index < len(insns):
+        text = format_insn(insns, index, style=style)
+        width = 2 if insns[index].opcode == BPF_LD_IMM64 and not text.startswith(".quad") else 1
         raw = b"".join(i.encode() for i in insns[index : index + width])
         yield index, raw.hex(), text
         index += width
