@@ -64,6 +64,8 @@ class NetbpfGroup(click.Group):
             rv = super().main(
                 argv, prog_name or "netbpf", complete_var, standalone_mode=False, **extra
             )
+        # (A closed stdout, `netbpf disasm prog.bin | head`, is handled inside click:
+        # EPIPE ends the command quietly with status 1.)
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             return _fail(exc, exc.format_message() + hint, EXIT_USAGE, json_hint=argv)
@@ -73,11 +75,6 @@ class NetbpfGroup(click.Group):
             return _fail(exc, exc.format_message(), exc.exit_code or EXIT_ERROR, json_hint=argv)
         except NetbpfError as exc:
             return _fail(exc, _common.describe_error(exc), EXIT_ERROR)
-        except BrokenPipeError:
-            # `netbpf disasm prog.bin | head`: the reader left; stop quietly, and keep
-            # Python from complaining about the closed stdout at exit.
-            _silence_stdout()
-            return 0
         except OSError as exc:
             return _fail(exc, _common.describe_os_error(exc), EXIT_ERROR)
         except Exception as exc:

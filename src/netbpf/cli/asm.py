@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
-from rich.text import Text
 
 from netbpf.cli import _common
 from netbpf.errors import NetbpfError, NotSupportedError
@@ -71,9 +70,8 @@ def asm_cmd(source: str, output: str | None, as_json: bool) -> None:
         )
         return
     if output is None:
-        out = _common.console()
         for off in range(0, len(raw), 8):
-            out.print(raw[off : off + 8].hex())
+            click.echo(raw[off : off + 8].hex())
     elif output != "-":
         click.echo(
             f"{source}: {len(insns)} instruction slots, {len(raw)} bytes -> {output}", err=True
@@ -119,18 +117,14 @@ def disasm_cmd(source: str, style: Style, as_json: bool) -> None:
             }
         )
         return
-    out = _common.console()
+    # Plain text with tabs, as llvm-objdump prints it: listings are meant to be piped,
+    # diffed and assembled back, so no styling and no tab expansion.
     for index, hexbytes, text in rows:
-        line = Text()
         if style == "llvm":
             pairs = " ".join(hexbytes[k : k + 2] for k in range(0, len(hexbytes), 2))
-            line.append(f"{index:>8}:\t", style="dim")
-            line.append(pairs, style="dim")
-            line.append("\t")
+            click.echo(f"{index:>8}:\t{pairs}\t{text}")
         else:
-            line.append(f"{index}: ({hexbytes[:2]}) ", style="dim")
-        line.append(text)
-        out.print(line)
+            click.echo(f"{index}: ({hexbytes[:2]}) {text}")
 
 
 def _rows(insns: list[Instruction], style: Style) -> Iterator[tuple[int, str, str]]:
