@@ -19,6 +19,7 @@ from netbpf.errors import (
 )
 from netbpf.kernel import KernelBackend
 from netbpf.obj.spec import ProgramSpec
+from netbpf.sim import SimBackend
 from netbpf.uapi import AttachType, MapType, ProgramType, XdpAction
 
 __version__ = "0.1.0"
@@ -38,9 +39,9 @@ __all__ = [
     "ProgramFault",
     "ProgramSpec",
     "ProgramType",
+    "SimBackend",
     "TestRunError",
     "TestRunResult",
     "XdpAction",
     "__version__",
 ]
-# SimBackend and KernelBackend are added below once their packages exist.
