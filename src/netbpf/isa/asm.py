@@ -69,6 +69,7 @@ from netbpf.uapi import (
     BPF_MOD,
     BPF_MOV,
     BPF_NEG,
+    BPF_PSEUDO_FUNC,
     BPF_ST,
     BPF_STX,
     BPF_TO_BE,
@@ -433,6 +434,13 @@ def _c_ld_pseudo(a: _Assembler, m: re.Match[str]) -> None:
     a.emit_ld_imm64(_reg(dn), _PSEUDO_BY_NAME[name], (hi_v << 32) | lo_v)
 
 
+def _c_ld_func_label(a: _Assembler, m: re.Match[str]) -> None:
+    # r1 = func(label) ll: the address of a function, pc-relative like a local call
+    _dk, dn, label = m.groups()
+    rel = a.target(label, "imm")
+    a.emit_ld_imm64(_reg(dn), BPF_PSEUDO_FUNC, rel & 0xFFFF_FFFF)
+
+
 def _c_llvm_ld_pseudo(a: _Assembler, m: re.Match[str]) -> None:
     # llvm-objdump: ld_pseudo r1, 0x1, 0x3  (src, imm; the upper half is not printed)
     dn, src, imm = m.groups()
@@ -624,6 +632,7 @@ _C_FORMS: list[tuple[re.Pattern[str], Callable[[_Assembler, re.Match[str]], None
         re.compile(rf"{_R}\s*=\s*([a-z_]+)\s*\(\s*({_NUM})\s*(?:,\s*({_NUM})\s*)?\)\s*(?:ll)?"),
         _c_ld_pseudo,
     ),
+    (re.compile(rf"{_R}\s*=\s*func\s*\(\s*([A-Za-z_.$][\w.$]*)\s*\)\s*(?:ll)?"), _c_ld_func_label),
     (re.compile(rf"ld_pseudo\s+r(\d+)\s*,\s*({_NUM})\s*,\s*({_NUM})"), _c_llvm_ld_pseudo),
     (re.compile(rf"{_R}\s*=\s*(le|be|bswap)(16|32|64)\s+{_R}"), _c_end),
     (re.compile(rf"{_R}\s*=\s*-\s*{_R}"), _c_neg),
