@@ -94,6 +94,10 @@ def load_program_file(path: str, fmt: str, prog_type: str, name: str | None = No
     return spec, used
 
 
+#: ``--engine`` names -> the simulator's engine names (netbpf.vm.engine.ENGINES)
+ENGINE_NAMES = {"fast": "fast", "interp": "interpreter"}
+
+
 def _make_backend(backend: str, engine: str | None) -> Any:
     if backend == "kernel":
         from netbpf.kernel import KernelBackend
@@ -101,7 +105,16 @@ def _make_backend(backend: str, engine: str | None) -> Any:
         return KernelBackend()
     from netbpf.sim import SimBackend
 
-    return SimBackend(engine=engine) if engine else SimBackend()
+    return SimBackend(engine=ENGINE_NAMES[engine]) if engine else SimBackend()
+
+
+def _engine_label(be: Any) -> str | None:
+    """The ``--engine`` name of the engine a simulator backend runs (None for the
+    kernel, which runs its JIT or interpreter as configured)."""
+    name = getattr(be, "engine", None)
+    if not isinstance(name, str):
+        return None
+    return next((k for k, v in ENGINE_NAMES.items() if v == name), name)
 
 
 # ---------------------------------------------------------------------------- run
@@ -136,7 +149,12 @@ def _make_backend(backend: str, engine: str | None) -> Any:
     type=click.Path(dir_okay=False, allow_dash=True),
     help="The context struct (xdp_md, __sk_buff...) to start from (binary file).",
 )
-@click.option("--ctx-hex", type=_common.HexBytes(), help="The context struct, as hex.")
+@click.option(
+    "--ctx-hex",
+    type=_common.HexBytes(),
+    help="The context struct, as hex; missing trailing bytes are zero (so 00 is an "
+    "all-zero context).  ctx_out comes back only when a context goes in.",
+)
 @click.option(
     "--repeat",
     type=click.IntRange(1, 0xFFFFFFFF),
@@ -153,7 +171,7 @@ def _make_backend(backend: str, engine: str | None) -> Any:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["fast", "interp"]),
+    type=click.Choice(list(ENGINE_NAMES)),
     default=None,
     help="Simulator engine: the fast translating engine or the reference interpreter "
     "(default: the simulator's default).",
@@ -238,7 +256,7 @@ def run_cmd(
     ptype = spec.prog_type
     action = _render.retval_action(ptype, result.retval)
     fields = _render.decode_ctx(ptype, result.ctx_out) if result.ctx_out is not None else None
-    engine_used = getattr(be, "engine", engine) if backend == "sim" else None
+    engine_used = _engine_label(be) if backend == "sim" else None
 
     if as_json:
         _common.emit_json(
@@ -251,7 +269,7 @@ def run_cmd(
                     "insns": len(spec.insns),
                 },
                 "backend": backend,
-                "engine": engine_used if isinstance(engine_used, str) else None,
+                "engine": engine_used,
                 "repeat": repeat,
                 "retval": result.retval,
                 "action": action,
@@ -264,7 +282,7 @@ def run_cmd(
         return
 
     out = _common.console()
-    where = backend if not isinstance(engine_used, str) else f"{backend}, {engine_used} engine"
+    where = backend if engine_used is None else f"{backend}, {engine_used} engine"
     head = Text()
     head.append(spec.name, style="bold")
     head.append(f"  {ptype.name.lower()}, {len(spec.insns)} insns, on {where}", style="dim")
@@ -300,7 +318,21 @@ def run_cmd(
 
     line = _kv("ctx_out")
     if result.ctx_out is None:
-        line.append("none (this program type returns no context)", style="dim")
+        if _render.ctx_struct(ptype) is None:
+            line.append("none (this program type has no test-run context)", style="dim")
+        elif ptype.name == "XDP":
+            # An all-zero xdp_md would mean data_end 0 (an empty linear area).
+            line.append(
+                "none (a test run returns the context only when given one: --ctx-in "
+                "FILE with an xdp_md whose data_end is the packet length)",
+                style="dim",
+            )
+        else:
+            line.append(
+                "none (a test run returns the context only when given one: "
+                "--ctx-in FILE, or --ctx-hex 00 for an all-zero one)",
+                style="dim",
+            )
         out.print(line)
         return
     line.append(f"{len(result.ctx_out)} bytes")
