@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
 
@@ -96,3 +98,42 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 def test_readme_examples_exist() -> None:
     for path in re.findall(r"examples/[\w/]+\.(?:bin|o|c)", README):
         assert (REPO / path).exists(), path
+
+
+def test_readme_python_examples_run() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+
+
+def _example_commands() -> list[str]:
+    section = README.split("## Examples", 1)[1].split("\n## ", 1)[0]
+    return [ln for ln in section.splitlines() if ln.startswith("netbpf prog run")]
+
+
+#: the verdict each command of the Examples section announces in its comment
+EXAMPLE_ACTIONS = ["TC_ACT_OK", "keep 44 bytes", "XDP_DROP"]
+
+
+def test_readme_example_commands_are_listed() -> None:
+    assert len(_example_commands()) == len(EXAMPLE_ACTIONS)
+
+
+@pytest.mark.parametrize("which", range(len(EXAMPLE_ACTIONS)))
+def test_readme_example_command_runs(which: int, request: pytest.FixtureRequest) -> None:
+    """The netbpf commands of the Examples section give the verdicts their comments
+    announce (the kernel one skips, with the reason, where bpf() is unusable)."""
+    command = _example_commands()[which]
+    if "--backend kernel" in command:
+        request.getfixturevalue("kernel")
+    args = shlex.split(command)[1:]
+    result = subprocess.run(
+        [*_netbpf_cmd(), *args, "--json"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, (command, result.stderr)
+    doc = json.loads(result.stdout)
+    assert doc["action"] == EXAMPLE_ACTIONS[which], command
+    if "tc_mark" in command:
+        assert doc["ctx_out_fields"]["mark"] == 0x22
+        assert doc["ctx_out_fields"]["priority"] == 6

@@ -98,8 +98,8 @@ def disasm_cmd(source: str, style: Style, as_json: bool) -> None:
         if raw[:4] == b"\x7fELF":
             raise NotSupportedError(
                 "ELF objects in 'disasm'",
-                "the object loader is not in yet; extract the program section with "
-                "'llvm-objcopy-19 -O binary --only-section=SECTION OBJ OUT.bin' or use "
+                "disasm takes raw instruction bytes; extract the program section with "
+                "'llvm-objcopy-19 -O binary --only-section=SECTION OBJ OUT.bin', or use "
                 "'llvm-objdump-19 -d OBJ'",
             )
         insns = decode_program(raw)

@@ -75,9 +75,9 @@ def load_program_file(path: str, fmt: str, prog_type: str, name: str | None = No
         if used == "elf":
             raise NotSupportedError(
                 "ELF objects in 'prog run'",
-                "the object loader is not in yet; extract the program section with "
-                "'llvm-objcopy-19 -O binary --only-section=SECTION OBJ OUT.bin' and run "
-                "OUT.bin",
+                "running programs from ELF objects is not in yet; extract the program "
+                "section with 'llvm-objcopy-19 -O binary --only-section=SECTION OBJ "
+                "OUT.bin' and run OUT.bin",
             )
         if used == "asm":
             text = _common.decode_text(raw, path)
