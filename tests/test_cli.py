@@ -83,6 +83,14 @@ def test_every_command_has_json_and_help() -> None:
         assert "--json" in result.stdout
 
 
+def test_bare_group_prints_help() -> None:
+    for args in ((), ("prog",)):
+        result = invoke(*args)
+        assert result.exit_code == 0
+        assert result.stdout.startswith("Usage: ")
+        assert result.stderr == ""
+
+
 def test_top_level_help_and_version() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
@@ -386,6 +394,7 @@ ERROR_CASES = {
         2,
         "--engine",
     ),
+    "unknown command": (lambda t: ["frobnicate"], 2, "No such command 'frobnicate'"),
     "unknown option": (lambda t: ["prog", "run", XDP_DROP, "--frobnicate"], 2, "--frobnicate"),
     "program fault": (
         lambda t: [

@@ -29,6 +29,11 @@ from netbpf.errors import NetbpfError
 
 __all__ = ["cli", "main"]
 
+#: What click raises for a group called without a command (click >= 8.2).
+_NoArgsIsHelp: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_NeverRaised", (click.UsageError,), {})
+)
+
 #: Exit status for a bug in netbpf itself (sysexits.h EX_SOFTWARE).
 EXIT_INTERNAL = 70
 EXIT_ERROR = 1
@@ -66,6 +71,11 @@ class NetbpfGroup(click.Group):
             )
         # (A closed stdout, `netbpf disasm prog.bin | head`, is handled inside click:
         # EPIPE ends the command quietly with status 1.)
+        except _NoArgsIsHelp as exc:
+            # `netbpf` or `netbpf prog` alone: the same as --help, not an error.
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_help())
+            return 0
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             return _fail(exc, exc.format_message() + hint, EXIT_USAGE, json_hint=argv)
