@@ -171,3 +171,40 @@ def test_table_invariants() -> None:
     for missing in (0x8C, 0x8F, 0xDF, 0x86, 0x96, 0xE6, 0x38, 0x58, 0x99, 0x00):
         assert missing not in OPCODES
     assert ADDR_SPACE_CAST_IMMS == (1, 1 << 16)
+
+
+# --- property tests over arbitrary slots ----------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from netbpf.errors import InstructionError  # noqa: E402
+
+_SLOT = st.builds(
+    Instruction,
+    opcode=st.one_of(st.sampled_from(sorted(OPCODES)), st.integers(0, 255)),
+    dst=st.integers(0, 15),
+    src=st.one_of(st.integers(0, 2), st.integers(0, 15)),
+    off=st.one_of(st.sampled_from([0, 1, 8, 16, 32, -1]), st.integers(-(1 << 15), (1 << 15) - 1)),
+    imm=st.one_of(
+        st.sampled_from([0, 1, 16, 32, 64, 0xF1, 0xE1, 0x100, 0x110, -1]),
+        st.integers(-(1 << 31), (1 << 31) - 1),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_SLOT, max_size=12), st.sampled_from(["llvm", "verifier"]))
+def test_any_slots_round_trip(slots: list[Instruction], style: str) -> None:
+    """Whatever the bytes, the listing assembles back to them (invalid slots as .quad)."""
+    text = "\n".join(disassemble(slots, style=style))  # type: ignore[arg-type]
+    assert assemble(text) == slots
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_SLOT, max_size=12))
+def test_validator_only_raises_instruction_errors(slots: list[Instruction]) -> None:
+    try:
+        validate_program(slots)
+    except InstructionError as e:
+        assert 0 <= e.index < max(len(slots), 1)
