@@ -341,3 +341,22 @@ def test_matches_the_kernel_verifier_log(kernel: object, name: str) -> None:
         compared += 1
         i += 2 if insns[i].opcode == 0x18 else 1
     assert compared > 20
+
+
+def test_matches_the_kernel_listing_of_refused_programs(kernel: object) -> None:
+    """Forms the kernel prints but will not load here (an arena cast without an arena,
+    an unknown helper): its 'Live regs' listing still shows them."""
+    from netbpf.kernel import syscall
+
+    insns = assemble("r2 = 0\nr1 = addr_space_cast(r2, 1, 0)\ncall 9999\nr0 = 0\nexit")
+    with pytest.raises(KernelError) as ei:
+        syscall.prog_load(1, b"".join(i.encode() for i in insns), log_level=2)
+    listed = {}
+    for line in ei.value.log.splitlines():
+        m = re.match(r"^\s+(\d+): [.0-9]+ \(([0-9a-f]{2})\) (.*)$", line)
+        if m:
+            listed[int(m.group(1))] = m.group(3)
+    if not listed:
+        pytest.skip("this kernel's log has no 'Live regs' listing")
+    assert listed[1] == format_insn(insns, 1, style="verifier") == "r1 = addr_space_cast(r2, 1, 0)"
+    assert listed[2] == format_insn(insns, 2, style="verifier") == "call unknown#9999"
