@@ -12,9 +12,10 @@ The skb family, step by step (the order decides which errno wins):
 
 1. data_in shorter than ETH_HLEN (14) or longer than 4096 - 64 - 320 = 3712 bytes:
    EINVAL.  ctx_in longer than ``struct __sk_buff`` (192) with a non-zero byte past
-   it, or longer than a page: E2BIG.  Without ctx_in the run behaves as with an
-   all-zero one: the kernel backend always asks for ctx_out, and the kernel then
-   allocates a zeroed context (which makes ``wire_len`` read as ``skb->len``).
+   it, or longer than a page: E2BIG.  A shorter ctx_in is zero-extended; an empty one
+   (b"") is an all-zero context.  Without ctx_in there is no context at all: nothing
+   is converted, ``wire_len`` reads 0 and there is no ctx_out (as the kernel does
+   when asked for no ctx_out, which is what the kernel backend asks then).
 2. The buffer: 64 bytes of headroom, the data, 320 bytes of shared info.
    ``ctx_in->ifindex`` > 1 names the device (ENODEV if there is none; the simulator
    knows only ``lo`` unless given more), else loopback.
@@ -53,7 +54,15 @@ XDP:
    EINVAL; without them the queue is loopback's queue 0.
 4. data_out is the metadata, the linear data and the fragments; ctx_out is ctx_in with
    ``data`` = metadata length and ``data_end`` = metadata + linear length (returned
-   only when ctx_in was given).
+   only when ctx_in was given).  Beware: an all-zero (or empty) ctx_in has
+   ``data_end`` 0, so the whole packet goes into fragments and the program sees an
+   empty linear area -- that is what the kernel does.
+
+Both: ``repeat`` runs reuse the same buffer and context, so what one run writes the
+next one sees; the kernel does the same.  ``duration`` is the measured mean wall time
+of one run in the simulator.  The RunEnv's ``state`` carries ``prog_type``, the
+buffer model (``"skb"``: :class:`~netbpf.hooks.skb.SkBuff`, ``"xdp"``:
+:class:`~netbpf.hooks.xdp.XdpBuff`), ``ctx_addr`` and ``devices`` for helpers.
 """
 
 from __future__ import annotations

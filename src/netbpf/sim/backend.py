@@ -59,10 +59,10 @@ class SimProgram:
     def test_run(
         self, data_in: bytes = b"", ctx_in: bytes | None = None, repeat: int = 1
     ) -> TestRunResult:
-        """BPF_PROG_TEST_RUN in the simulator.  ``ctx_out`` is the ``__sk_buff`` after
-        the run for the skb family (always), the ``xdp_md`` for XDP (when ctx_in was
-        given).  Raises TestRunError with the kernel's errno where the kernel refuses
-        the run, ProgramFault where the program breaks the sandbox."""
+        """BPF_PROG_TEST_RUN in the simulator.  ``ctx_out`` is the context after the
+        run (``__sk_buff`` for the skb family, ``xdp_md`` for XDP) when ``ctx_in`` was
+        given, else None.  Raises TestRunError with the kernel's errno where the
+        kernel refuses the run, ProgramFault where the program breaks the sandbox."""
         if self._closed:
             import errno
 
