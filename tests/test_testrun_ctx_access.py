@@ -133,3 +133,33 @@ def test_sim_fault_names_the_field() -> None:
         assert got.kind == "fault"
         assert "__sk_buff->data_meta" in got.message
         assert "SOCKET_FILTER programs may not read" in got.message
+
+
+_SOCK_FIELDS = [(name, off, size) for name, off, size, _ in CTX_LAYOUTS["bpf_sock"][1]]
+_SOCK_FIELDS.append(("padding", 50, 2))  # between dst_port and dst_ip4
+
+
+@pytest.mark.parametrize("field", _SOCK_FIELDS, ids=[f[0] for f in _SOCK_FIELDS])
+@pytest.mark.parametrize("ptype", ["tc", "cgroup_skb/ingress", "socket"])
+def test_skb_sk_access(kernel, ptype: str, field: tuple[str, int, int]) -> None:
+    """``struct bpf_sock`` through ``__sk_buff->sk`` (the dummy socket test_run
+    attaches, family and addresses taken from the packet): loads of every size at
+    every offset, and stores (always refused)."""
+    name, foff, fsize = field
+    runs = [(PACKETS[p], ZERO_CTX) for p in ("ipv4_tcp", "ipv6_udp", "arp_bcast")]
+    problems: list[str] = []
+    for off, size in _accesses(foff, fsize):
+        sz = _SIZES[size]
+        text = (
+            f"r2 = *(u64 *)(r1 + {_OFF['sk']})\nif r2 == 0 goto +2\n"
+            f"r3 = *({sz} *)(r2 + {off})\n*(u64 *)(r1 + {CB}) = r3\nr0 = 1\nexit\n"
+        )
+        spec = ProgramSpec.from_asm(text, prog_type=ptype)
+        problems += [f"read {size}@{off}: {p}" for p in _compare(kernel, spec, runs)]
+        text = (
+            f"r2 = *(u64 *)(r1 + {_OFF['sk']})\nif r2 == 0 goto +2\n"
+            f"r3 = 1\n*({sz} *)(r2 + {off}) = r3\nr0 = 1\nexit\n"
+        )
+        spec = ProgramSpec.from_asm(text, prog_type=ptype)
+        problems += [f"write {size}@{off}: {p}" for p in _compare(kernel, spec, runs[:1])]
+    assert not problems, f"{ptype} bpf_sock->{name}:\n  " + "\n  ".join(problems)
