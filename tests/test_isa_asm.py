@@ -202,6 +202,8 @@ ERRORS = [
     ("r1 = 0x100000000", None),  # fine: becomes ld_imm64 (verifier-log spelling)
     ("w1 = 0x100000000", 1),
     ("goto nowhere", 1),
+    ("goto +40000", 1),  # jump distances do not wrap around
+    ("r0 = 0\nif r0 == 0 goto pc+0x8000\nexit", 2),
     ("x:\nx:\nexit", 2),
     ("*(u32 *)(r1 + 0x100000) = 1", 1),
     ("r0 = *(s64 *)(r1 + 0)", 1),

@@ -154,6 +154,15 @@ def _fit(value: int, bits: int, what: str) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+def _pc_rel(value: int, field: str) -> int:
+    """A pc-relative distance must fit the *signed* field (no unsigned wrap-around:
+    ``goto +40000`` is an error, not a backward jump)."""
+    bits = 16 if field == "off" else 32
+    if not -(1 << (bits - 1)) <= value < (1 << (bits - 1)):
+        raise _Line(f"jump distance {value:+d} does not fit in the signed {bits}-bit {field} field")
+    return value
+
+
 def _reg(num: str) -> int:
     n = int(num)
     if n > 15:
@@ -188,7 +197,7 @@ class _Assembler:
         if t.startswith("pc"):
             t = t[2:]
         if t[:1] in "+-":
-            return _int(t)
+            return _pc_rel(_int(t), field)
         self.fixups.append(_Fixup(len(self.out), t, field, self.line, self.text))
         return 0
 
@@ -240,13 +249,9 @@ class _Assembler:
             old = self.out[fx.slot]
             try:
                 if fx.field == "off":
-                    new = Instruction(
-                        old.opcode, old.dst, old.src, _fit(rel, 16, "jump offset"), old.imm
-                    )
+                    new = Instruction(old.opcode, old.dst, old.src, _pc_rel(rel, "off"), old.imm)
                 else:
-                    new = Instruction(
-                        old.opcode, old.dst, old.src, old.off, _fit(rel, 32, "call offset")
-                    )
+                    new = Instruction(old.opcode, old.dst, old.src, old.off, _pc_rel(rel, "imm"))
             except _Line as e:
                 raise AssemblerError(fx.line, str(e), fx.text) from None
             self.out[fx.slot] = new
@@ -506,8 +511,7 @@ def _c_alu(a: _Assembler, m: re.Match[str]) -> None:
 def _c_atomic_fetch_v(a: _Assembler, m: re.Match[str]) -> None:
     # groups: 1 dk, 2 dn, 3 name, 4 sign, 5 bits, 6 base, 7 pm, 8 num, 9 sk, 10 sn
     dn, name = m.group(2), m.group(3)
-    sign, bits, base, pm, num = m.group(4, 5, 6, 7, 8)
-    off = _int(num) * (-1 if pm == "-" else 1) if num is not None else 0
+    sign, bits, base, off = _mem(m, 4)
     if sign != "u":
         raise _Line("atomic operations take (u32 *) or (u64 *)")
     src = _reg(m.group(10))
@@ -515,30 +519,18 @@ def _c_atomic_fetch_v(a: _Assembler, m: re.Match[str]) -> None:
         raise _Line("cmpxchg is r0 = atomic_cmpxchg(ptr, r0, src)")
     if _reg(dn) != src:
         raise _Line(f"the fetched value lands in the source register: r{dn} != r{src}")
-    a.emit(
-        BPF_STX | BPF_ATOMIC | _size(int(bits), atomic=True),
-        _reg(base),
-        src,
-        off,
-        _ATOMIC_BY_NAME[name],
-    )
+    a.emit(BPF_STX | BPF_ATOMIC | _size(bits, atomic=True), base, src, off, _ATOMIC_BY_NAME[name])
 
 
 def _c_atomic_cmpxchg_v(a: _Assembler, m: re.Match[str]) -> None:
     # groups: 1 dk, 2 dn, 3 sign, 4 bits, 5 base, 6 pm, 7 num, 8 ck, 9 cn, 10 sk, 11 sn
-    sign, bits, base, pm, num = m.group(3, 4, 5, 6, 7)
-    off = _int(num) * (-1 if pm == "-" else 1) if num is not None else 0
+    sign, bits, base, off = _mem(m, 3)
     if sign != "u":
         raise _Line("atomic operations take (u32 *) or (u64 *)")
     if _reg(m.group(2)) != 0 or _reg(m.group(9)) != 0:
         raise _Line("cmpxchg compares with and loads into r0")
-    a.emit(
-        BPF_STX | BPF_ATOMIC | _size(int(bits), atomic=True),
-        _reg(base),
-        _reg(m.group(11)),
-        off,
-        BPF_CMPXCHG,
-    )
+    size = _size(bits, atomic=True)
+    a.emit(BPF_STX | BPF_ATOMIC | size, base, _reg(m.group(11)), off, BPF_CMPXCHG)
 
 
 def _c_llvm_xchg(a: _Assembler, m: re.Match[str]) -> None:
@@ -568,7 +560,7 @@ def _c_quad(a: _Assembler, m: re.Match[str]) -> None:
 
 def _c_load_acquire(a: _Assembler, m: re.Match[str]) -> None:
     # rD = load_acquire((u64 *)(rS + off)): here dst is the destination, src the address
-    sign, bits, base, off = _mem_inner(m, 3)
+    sign, bits, base, off = _mem(m, 3)
     if sign != "u":
         raise _Line("load_acquire takes (u8|u16|u32|u64 *)")
     a.emit(BPF_STX | BPF_ATOMIC | _size(bits), _reg(m.group(2)), base, off, BPF_LOAD_ACQ)
@@ -576,17 +568,10 @@ def _c_load_acquire(a: _Assembler, m: re.Match[str]) -> None:
 
 def _c_store_release(a: _Assembler, m: re.Match[str]) -> None:
     # store_release((u64 *)(rD + off), rS)
-    sign, bits, base, off = _mem_inner(m, 1)
+    sign, bits, base, off = _mem(m, 1)
     if sign != "u":
         raise _Line("store_release takes (u8|u16|u32|u64 *)")
     a.emit(BPF_STX | BPF_ATOMIC | _size(bits), base, _reg(m.group(7)), off, BPF_STORE_REL)
-
-
-def _mem_inner(m: re.Match[str], i: int) -> tuple[str, int, int, int]:
-    """Like _mem for the ``(u64 *)(rN + off)`` spelling used inside atomic calls."""
-    sign, bits, base, pm, num = m.group(i, i + 1, i + 2, i + 3, i + 4)
-    off = _int(num) * (-1 if pm == "-" else 1) if num is not None else 0
-    return sign, int(bits), _reg(base), off
 
 
 _PTR = rf"\(\s*([us])(8|16|32|64)\s*\*\s*\)\s*\(\s*r(\d+){_OFF}\s*\)"
