@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pytest
 
 from netbpf import ProgramSpec, SimBackend, TestRunError
 from netbpf.errors import KernelError, ProgramFault
+from netbpf.hooks.context import NetDevice
 from netbpf.vm.engine import ENGINES
 
 # ------------------------------------------------------------------------------ packets
@@ -135,8 +137,12 @@ def kernel_accepts(kernel, spec: ProgramSpec) -> bool:
     return True
 
 
-def sim_programs(spec: ProgramSpec) -> dict[str, object]:
-    return {engine: SimBackend(engine=engine).load_program(spec) for engine in ENGINES}
+def sim_programs(
+    spec: ProgramSpec, devices: Mapping[int, NetDevice] | None = None
+) -> dict[str, object]:
+    return {
+        engine: SimBackend(engine=engine, devices=devices).load_program(spec) for engine in ENGINES
+    }
 
 
 def assert_same(
@@ -145,12 +151,14 @@ def assert_same(
     data_in: bytes,
     ctx_in: bytes | None = None,
     repeat: int = 1,
+    *,
+    devices: Mapping[int, NetDevice] | None = None,
 ) -> Outcome:
-    """Run ``spec`` on the kernel and on every simulator engine; assert equal outcomes
-    (the kernel's must not be a fault); return the kernel's."""
+    """Run ``spec`` on the kernel and on every simulator engine (seeing ``devices``);
+    assert equal outcomes (the kernel's must not be a fault); return the kernel's."""
     with kernel_load(kernel, spec) as kprog:
         want = outcome(kprog, data_in, ctx_in, repeat)
-    for engine, sprog in sim_programs(spec).items():
+    for engine, sprog in sim_programs(spec, devices).items():
         got = outcome(sprog, data_in, ctx_in, repeat)
         assert got == want or (got.kind == want.kind == "refused" and got.errno == want.errno), (
             f"engine {engine}:\n  sim:    {got.brief()}\n  kernel: {want.brief()}"

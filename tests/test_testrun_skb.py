@@ -13,9 +13,10 @@ from __future__ import annotations
 import struct
 
 import pytest
-from _testrun import PACKETS, SHORT_PACKETS, assert_same, sim_programs
+from _testrun import MAC_OTHER, PACKETS, SHORT_PACKETS, assert_same, sim_programs
 
 from netbpf import ProgramFault, ProgramSpec
+from netbpf.hooks.context import host_devices
 from netbpf.uapi import CTX_LAYOUTS
 
 _SKB = {name: (off, size) for name, off, size, _ in CTX_LAYOUTS["__sk_buff"][1]}
@@ -400,3 +401,30 @@ def test_ctx_out_reports_the_device_and_echoes_gso_size() -> None:
         assert struct.unpack_from("<I", r.ctx_out, _SKB["ifindex"][0])[0] == 1
         assert struct.unpack_from("<I", r.ctx_out, _SKB["gso_size"][0])[0] == 1234
         assert struct.unpack_from("<I", r.ctx_out, _SKB["wire_len"][0])[0] == len(IPV4)
+
+
+# ---------------------------------------------------------------------------- devices
+
+HOST_DEVICES = host_devices()
+DEVICE_PROG = """
+    r0 = *(u32 *)(r1 + 4)
+    r2 = *(u32 *)(r1 + 40)
+    r2 <<= 8
+    r0 |= r2
+    r2 = *(u32 *)(r1 + 16)
+    r2 <<= 16
+    r0 |= r2
+    exit
+"""
+
+
+@pytest.mark.parametrize("ifindex", sorted(HOST_DEVICES))
+@pytest.mark.parametrize("ptype", ["tc", "socket", "lwt_out"])
+def test_skb_on_host_devices(kernel, ptype: str, ifindex: int) -> None:
+    """ctx_in->ifindex picks the device eth_type_trans compares the destination MAC
+    with: the simulator, given the host's devices, classifies frames the same way."""
+    dev = HOST_DEVICES[ifindex]
+    spec = ProgramSpec.from_asm(DEVICE_PROG, prog_type=ptype)
+    for dst in (dev.addr, dev.broadcast, b"\xff" * 6, bytes.fromhex("333300000001"), MAC_OTHER):
+        frame = dst + IPV4[6:]
+        assert_same(kernel, spec, frame, ctx(ifindex=ifindex), devices=HOST_DEVICES)

@@ -11,6 +11,7 @@ import pytest
 from _testrun import PACKETS, SHORT_PACKETS, assert_same, sim_programs
 
 from netbpf import ProgramSpec
+from netbpf.hooks.context import host_devices
 
 # Reads every xdp_md field, the metadata (incrementing its first word), and rewrites
 # the first destination MAC byte; the result folds in what it saw.
@@ -176,3 +177,16 @@ def test_xdp_frame_layout_in_sim() -> None:
     assert r.ctx_out == xdp_md(8, 3528)
     for prog in sim_programs(ProgramSpec.from_asm("r0 = 2\nexit\n", prog_type="xdp")).values():
         assert prog.test_run(PKT).ctx_out is None
+
+
+HOST_DEVICES = host_devices()
+
+
+@pytest.mark.parametrize("ifindex", sorted(HOST_DEVICES))
+def test_xdp_rx_queue_of_host_devices(kernel, ifindex: int) -> None:
+    """ingress_ifindex/rx_queue_index name an RX queue of a real device (the simulator
+    given the host's devices): the last queue works, one past it is EINVAL."""
+    dev = HOST_DEVICES[ifindex]
+    spec = ProgramSpec.from_asm(XDP_PROG, prog_type="xdp")
+    for queue in (0, dev.num_rx_queues - 1, dev.num_rx_queues):
+        assert_same(kernel, spec, PKT, xdp_md(0, N, 0, ifindex, queue), devices=HOST_DEVICES)

@@ -23,9 +23,11 @@ wide as the kernel field gets the whole value, wherever it points: a 2-byte load
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 from netbpf.vm.memory import MemoryFault
 
@@ -36,6 +38,7 @@ __all__ = [
     "CtxTable",
     "NetDevice",
     "default_devices",
+    "host_devices",
 ]
 
 
@@ -57,6 +60,32 @@ class NetDevice:
 
 #: ``lo`` of the network namespace; test_run uses it unless ctx_in names another device.
 LOOPBACK = NetDevice(1, "lo")
+
+
+def host_devices(sysfs: str | os.PathLike[str] = "/sys/class/net") -> dict[int, NetDevice]:
+    """The devices of the current network namespace as the kernel sees them (ifindex,
+    MAC and broadcast address, number of RX queues), read from sysfs: give them to
+    ``SimBackend(devices=...)`` to test-run with the same devices as the kernel.
+    Devices whose address is not 6 bytes (tunnels...) get all-zero addresses."""
+    out: dict[int, NetDevice] = {}
+    root = Path(sysfs)
+    if not root.is_dir():
+        return default_devices()
+    for d in sorted(root.iterdir()):
+        try:
+            ifindex = int((d / "ifindex").read_text())
+            addr = _mac((d / "address").read_text())
+            bcast = _mac((d / "broadcast").read_text())
+            queues = sum(1 for q in (d / "queues").iterdir() if q.name.startswith("rx-"))
+        except (OSError, ValueError):
+            continue
+        out[ifindex] = NetDevice(ifindex, d.name, addr, bcast, max(queues, 1))
+    return out or default_devices()
+
+
+def _mac(text: str) -> bytes:
+    raw = bytes.fromhex(text.strip().replace(":", ""))
+    return raw if len(raw) == 6 else bytes(6)
 
 
 def default_devices() -> dict[int, NetDevice]:
