@@ -428,3 +428,60 @@ def test_skb_on_host_devices(kernel, ptype: str, ifindex: int) -> None:
     for dst in (dev.addr, dev.broadcast, b"\xff" * 6, bytes.fromhex("333300000001"), MAC_OTHER):
         frame = dst + IPV4[6:]
         assert_same(kernel, spec, frame, ctx(ifindex=ifindex), devices=HOST_DEVICES)
+
+
+# ---------------------------------------------------------------------------- SkBuff
+
+
+def test_skbuff_geometry_and_expand_head() -> None:
+    """The operations packet helpers build on keep the packet region's window and
+    the header offsets in step; expand_head moves the packet to a new region (stale
+    pointers fault, as the verifier would have invalidated them)."""
+    from netbpf.hooks.skb import SKB_HEADROOM, SkBuff
+    from netbpf.vm.memory import AddressSpace, MemoryFault
+
+    skb = SkBuff.for_test_run(IPV4)
+    assert (skb.data, skb.len, skb.headroom) == (SKB_HEADROOM, len(IPV4), SKB_HEADROOM)
+    mem = AddressSpace()
+    skb.map(mem, writable=True)
+    old_base = skb.region.base
+    skb.mac_header = skb.data
+    skb.pull(14)
+    skb.network_header = skb.data
+    assert (skb.region.lo, skb.region.hi) == (skb.data, skb.tail)
+    assert mem.load(skb.addr(skb.data), 1) == 0x45
+    with pytest.raises(MemoryFault):
+        mem.load(skb.addr(skb.data - 1), 1)
+    skb.trim(20)
+    skb.put(4)
+    assert skb.len == 24
+    with pytest.raises(MemoryFault):
+        skb.push(skb.headroom + 1)
+    skb.expand_head(64)
+    assert skb.headroom == SKB_HEADROOM + 14 + 64
+    assert skb.region.base != old_base
+    assert skb.bytes()[:20] == IPV4[14:34]
+    assert skb.head[skb.mac_header : skb.mac_header + 14] == IPV4[:14]
+    with pytest.raises(MemoryFault):
+        mem.load(old_base + SKB_HEADROOM + 14, 1)
+    assert mem.load(skb.addr(skb.data), 1) == 0x45
+
+
+def test_l3_reprefix_grows_the_head_when_a_helper_used_the_headroom() -> None:
+    """If the program left less than 14 bytes of headroom, test_run grows the head
+    before pushing the zeroed Ethernet header (pskb_expand_head)."""
+    from netbpf.hooks.testrun import prog_test_run_skb
+    from netbpf.uapi import ProgramType
+    from netbpf.vm.engine import load_executable
+
+    def eat_headroom(env, *args: int) -> int:
+        skb = env.state["skb"]
+        skb.push(skb.headroom)
+        skb.head[skb.data : skb.data + 4] = b"\xaa\xbb\xcc\xdd"
+        return 0
+
+    exe = load_executable(ProgramSpec.from_asm("call 5\nr0 = 1\nexit\n").insns)
+    r = prog_test_run_skb(exe, ProgramType.SOCKET_FILTER, data_in=IPV4, helpers={5: eat_headroom})
+    assert r.data_out[:14] == bytes(14)
+    assert r.data_out[14:18] == b"\xaa\xbb\xcc\xdd"
+    assert r.data_out[-(len(IPV4) - 14) :] == IPV4[14:]

@@ -437,8 +437,6 @@ def skb_ctx_table(skb: SkBuff, prog_type: ProgramType) -> CtxTable:
     def set_tstamp(_rel: int, _size: int, v: int) -> None:
         skb.tstamp = v & _M64
 
-    cb_off = _SKB_LAYOUT["cb"][0]
-
     def cb_read(rel: int, size: int) -> int:
         return _le(skb.cb.data[rel : rel + size])
 
@@ -494,7 +492,6 @@ def skb_ctx_table(skb: SkBuff, prog_type: ProgramType) -> CtxTable:
         fld("tstamp_type", A.U8, lambda: skb.tstamp_type, target=1),
         fld("hwtstamp", A.U64, lambda: skb.hwtstamp),
     ]
-    assert fields[12].offset == cb_off
     return CtxTable(
         "__sk_buff",
         CTX_LAYOUTS["__sk_buff"][0],
