@@ -1,0 +1,13 @@
+"""BPF helper functions: the registry and the implementations.
+
+:data:`DEFAULT_REGISTRY` holds every helper the simulator implements; importing this
+package registers the base helpers (time, randomness, CPU id, trace_printk).  Later
+helper modules (maps, packet helpers...) register into the same registry on import.
+"""
+
+from __future__ import annotations
+
+from netbpf.helpers import base as _base  # noqa: F401  (registers the base helpers)
+from netbpf.helpers.registry import DEFAULT_REGISTRY, HelperRegistry, HelperSpec
+
+__all__ = ["DEFAULT_REGISTRY", "HelperRegistry", "HelperSpec"]

@@ -124,8 +124,8 @@ class Op:
     is_x: bool = False
     #: memory access size in bytes
     size: int = 0
-    #: absolute slot index of a jump/call/func target
-    target: int = -1
+    #: absolute slot index of a jump/call/func target (None: not a control transfer)
+    target: int | None = None
     #: 64-bit value of LD_IMM64 (already resolved)
     value: int = 0
 
@@ -177,7 +177,7 @@ def decode_for_vm(
         i += 2 if ops[i].kind == "ld_imm64" else 1  # type: ignore[union-attr]
 
     for op in ops:
-        if op is None or op.target < 0:
+        if op is None or op.target is None:
             continue
         t = op.target
         what = "function" if op.kind in ("call", "ld_imm64") else "jump"

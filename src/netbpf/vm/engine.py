@@ -39,7 +39,7 @@ __all__ = ["ENGINES", "Executable", "TailCall", "load_executable"]
 M64 = 0xFFFF_FFFF_FFFF_FFFF
 
 #: engine names load_executable accepts
-ENGINES = ("interpreter",)  # "fast" lands in the next commit
+ENGINES = ("fast", "interpreter")
 
 
 class Executable:
@@ -105,7 +105,7 @@ def load_executable(
     insns: Sequence[Instruction],
     *,
     name: str = "prog",
-    engine: str = "interpreter",
+    engine: str = "fast",
     imm64: Mapping[int, int] | None = None,
 ) -> Executable:
     """Decode ``insns`` (8-byte slots, LD_IMM64 taking two) for execution.
