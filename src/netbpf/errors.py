@@ -14,6 +14,7 @@ import errno as _errno
 __all__ = [
     "AssemblerError",
     "BtfError",
+    "BtfValueError",
     "ElfError",
     "InstructionError",
     "InstructionLimitExceeded",
@@ -137,6 +138,20 @@ class BtfError(ObjectError):
         super().__init__(shown, file=file, section=section, offset=offset)
         self.reason = reason
         self.type_id = type_id
+
+
+class BtfValueError(NetbpfError, ValueError):
+    """A Python value that does not fit the BTF type it is encoded as (wrong shape,
+    out of range, unknown struct member), or bytes that cannot be decoded as it.
+    Names the C type and the path inside it: ``struct flow.ports[1]: 70000 does not
+    fit unsigned short (0..65535)``."""
+
+    def __init__(self, reason: str, *, type_name: str = "", path: str = "") -> None:
+        self.reason = reason
+        self.type_name = type_name
+        self.path = path
+        where = f"{type_name}{path}" if type_name or path else ""
+        super().__init__(f"{where}: {reason}" if where else reason)
 
 
 class MapError(NetbpfError):

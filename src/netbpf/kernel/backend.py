@@ -21,6 +21,7 @@ import errno as _errno
 import os
 import re
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from netbpf.backend import TestRunResult
 from netbpf.errors import (
@@ -39,7 +40,12 @@ from netbpf.obj.spec import ProgramSpec
 from netbpf.uapi import CTX_LAYOUTS, MapType, ProgramType
 from netbpf.uapi.sections import match_section
 
-__all__ = ["KernelBackend", "KernelMap", "KernelProgram", "sanitize_name"]
+if TYPE_CHECKING:
+    from netbpf.collection import Collection
+    from netbpf.obj.btf import Btf
+    from netbpf.obj.collection import CollectionSpec
+
+__all__ = ["KernelBackend", "KernelMap", "KernelProgram", "program_load_flags", "sanitize_name"]
 
 _BPF_F_XDP_HAS_FRAGS = 1 << 5
 
@@ -87,6 +93,16 @@ def sanitize_name(name: str) -> str:
     ``_``) and at most 15 characters (BPF_OBJ_NAME_LEN - 1).  The kernel refuses
     anything else with EINVAL, so libbpf-style names like ``xdp/prog`` must be fixed."""
     return _NAME_OK.sub("_", name)[:15]
+
+
+def program_load_flags(spec: ProgramSpec) -> int:
+    """BPF_PROG_LOAD ``prog_flags`` a spec needs: BPF_F_XDP_HAS_FRAGS for programs from
+    an ``xdp.frags`` section (multi-buffer XDP)."""
+    flags = 0
+    sdef = match_section(spec.section) if spec.section else None
+    if spec.frags or (sdef is not None and sdef.frags):
+        flags |= _BPF_F_XDP_HAS_FRAGS
+    return flags
 
 
 class KernelProgram:
@@ -498,15 +514,47 @@ class KernelBackend:
         usable = _probe.bpf_usable()
         if not usable:
             raise KernelUnavailable(f"the kernel backend cannot be used: {usable.reason}")
+        self._vmlinux: Btf | None = None
+
+    def load(
+        self,
+        spec: CollectionSpec,
+        *,
+        pin_path: str | os.PathLike[str] | None = None,
+        log_level: int = 0,
+    ) -> Collection:
+        """Load a whole object: BTF, maps (with BTF types, global data initialised,
+        ``.rodata`` frozen, map-in-map and PROG_ARRAY slots filled from ``.maps``
+        initialisers), then every program with its map references, CO-RE relocations
+        (against the running kernel's BTF) and func/line info.  See
+        :mod:`netbpf.kernel.loader` for the steps.
+
+        Maps declared with ``__uint(pinning, LIBBPF_PIN_BY_NAME)`` live at
+        ``<pin_path>/<map name>`` (default /sys/fs/bpf, which must be a bpffs mount):
+        an existing pinned map is reused when its type, sizes, max_entries and flags
+        match (its contents are kept), else the load fails; a new one is pinned there.
+
+        A program the verifier refuses raises KernelError naming the program and
+        carrying the verifier log (with C source lines when the object has BTF).
+        ``log_level`` > 0 keeps the log of successful loads in ``program.log``.
+        The spec is not modified."""
+        from netbpf.kernel.loader import load_collection
+
+        return load_collection(self, spec, pin_path=pin_path, log_level=log_level)
+
+    def vmlinux_btf(self) -> Btf:
+        """The running kernel's BTF (parsed lazily once per backend), the CO-RE target."""
+        if self._vmlinux is None:
+            from netbpf.obj.btf import load_vmlinux_btf
+
+            self._vmlinux = load_vmlinux_btf()
+        return self._vmlinux
 
     def load_program(self, spec: ProgramSpec, *, log_level: int = 0) -> KernelProgram:
         """BPF_PROG_LOAD of the spec's instructions with its program type, expected
         attach type and license.  A refusal raises KernelError with the verifier log;
         ``log_level`` > 0 keeps the log of a successful load in ``program.log``."""
-        prog_flags = 0
-        sdef = match_section(spec.section) if spec.section else None
-        if sdef is not None and sdef.frags:
-            prog_flags |= _BPF_F_XDP_HAS_FRAGS
+        prog_flags = program_load_flags(spec)
         fd, log = _sys.prog_load(
             int(spec.prog_type),
             spec.to_bytes(),
@@ -529,6 +577,7 @@ class KernelBackend:
         name: str = "",
         inner_map: KernelMap | None = None,
         map_extra: int = 0,
+        numa_node: int = 0,
         btf_fd: int = 0,
         btf_key_type_id: int = 0,
         btf_value_type_id: int = 0,
@@ -536,7 +585,8 @@ class KernelBackend:
         """BPF_MAP_CREATE.  ``flags`` are the kernel's BPF_F_* map flags;
         ``inner_map`` is the template map of an ARRAY_OF_MAPS / HASH_OF_MAPS;
         ``btf_fd`` (from BPF_BTF_LOAD) with the key/value type ids describes the
-        key and value (the kernel checks the sizes match)."""
+        key and value (the kernel checks the sizes match); ``numa_node`` counts only
+        with BPF_F_NUMA_NODE in ``flags``."""
         mtype = _map_type(map_type)
         clean = sanitize_name(name)
         fd = _sys.map_create(
@@ -548,6 +598,7 @@ class KernelBackend:
             name=clean,
             inner_map_fd=inner_map.fd if inner_map is not None else 0,
             map_extra=map_extra,
+            numa_node=numa_node,
             btf_fd=btf_fd,
             btf_key_type_id=btf_key_type_id,
             btf_value_type_id=btf_value_type_id,

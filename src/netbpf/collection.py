@@ -1,0 +1,225 @@
+"""``Collection``: the live programs, maps and global variables of one loaded object.
+
+A backend turns a :class:`~netbpf.obj.collection.CollectionSpec` into a Collection
+(``SimBackend().load(spec)``, ``KernelBackend().load(spec)``); the class is shared
+by both backends, so everything above the raw program and map objects — typed map
+access through BTF, global variables, lifetimes — behaves identically wherever the
+programs run (cilium/ebpf's Collection, libbpf's skeleton).
+
+Example (needs root for the kernel; the simulator takes the same calls)::
+
+    from netbpf.kernel import KernelBackend
+    from netbpf.obj.collection import load_collection_spec
+
+    spec = load_collection_spec("counter.o")
+    spec.variables["verdict"].set(1)             # a const volatile knob, before load
+    with KernelBackend().load(spec) as coll:
+        coll.programs["count"].test_run(bytes(64))
+        counts = coll.typed_map("counts")         # keys/values decoded through BTF
+        print(dict(counts.items()))
+        print(coll.variables["packets"].get())    # a .bss/.data variable, live
+
+The spec is never changed by loading or by writing variables of the collection.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from netbpf.backend import Map, Program
+from netbpf.errors import MapError, NetbpfError
+from netbpf.obj.btf import Btf, Datasec, Kind
+from netbpf.obj.btf_values import TypedMap, ValueCodec, bytes_codec, value_codec
+from netbpf.obj.collection import CollectionSpec, VariableSpec
+
+__all__ = ["Collection", "Variable", "is_global_data", "map_btf_ids"]
+
+
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+def is_global_data(mspec: Any) -> bool:
+    """Whether a MapSpec stands for a global-data section (``.data``, ``.rodata``,
+    ``.bss``, ``.data.*``, ``.rodata.*``) rather than a declared map."""
+    return "section" in mspec.extra
+
+
+def map_btf_ids(btf: Btf | None, mspec: Any) -> tuple[int, int]:
+    """(key type id, value type id) describing a map in the object's BTF.
+
+    Declared maps carry them in the spec.  A global-data map has no key type (its
+    key is the u32 index 0) and its value is the section's DATASEC, as libbpf gives
+    the kernel (so ``bpftool map dump`` shows the variables by name)."""
+    if not is_global_data(mspec):
+        return mspec.btf_key_type_id, mspec.btf_value_type_id
+    if btf is None:
+        return 0, 0
+    sec = btf.find(mspec.extra.get("section", mspec.name), Kind.DATASEC)
+    if isinstance(sec, Datasec) and sec.size == mspec.value_size:
+        return 0, sec.id
+    return 0, 0
+
+
+class Variable:
+    """A global variable of a loaded collection, read and written in its live
+    global-data map (libbpf's skeleton ``skel->bss->counter``).
+
+    ``get()``/``set()`` use the variable's BTF type (see
+    :mod:`netbpf.obj.btf_values`); ``get_bytes()``/``set_bytes()`` its raw bytes.
+    ``set`` rewrites the map's one value around the variable (read, patch, write):
+    a program running at the same moment could lose an update made between the
+    two, which never happens with ``test_run``.  Variables in ``.rodata`` are
+    read-only after load (the map is frozen, as with libbpf): set them on the spec
+    (``spec.variables[name].set(...)``) before loading."""
+
+    def __init__(self, spec: VariableSpec, collection: Collection) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.map = spec.map
+        self.offset = spec.offset
+        self.size = spec.size
+        self.type_id = spec.type_id
+        self.readonly = spec.readonly
+        self._collection = collection
+        self._codec: ValueCodec | None = None
+
+    @property
+    def codec(self) -> ValueCodec:
+        """How this variable's bytes become a Python value (raw bytes without BTF)."""
+        if self._codec is None:
+            btf = self._collection.spec.btf
+            codec = None
+            if self.type_id and btf is not None:
+                codec = value_codec(btf, self.type_id)
+                if codec.size != self.size:
+                    codec = None  # BTF and the symbol disagree: trust the bytes
+            self._codec = codec if codec is not None else bytes_codec(self.size)
+        return self._codec
+
+    def _map(self) -> Map:
+        return self._collection.maps[self.map]
+
+    def get_bytes(self) -> bytes:
+        m = self._map()
+        value = m.lookup(bytes(m.key_size))
+        return value[self.offset : self.offset + self.size]
+
+    def set_bytes(self, raw: bytes) -> None:
+        raw = bytes(raw)
+        if len(raw) != self.size:
+            raise MapError(
+                f"variable {self.name!r} is {self.size} bytes, got {len(raw)} bytes",
+                errno=_errno.EINVAL,
+            )
+        if self.readonly:
+            raise MapError(
+                f"variable {self.name!r} is in {self.map} (read-only after load; set it on "
+                "the spec before loading)",
+                errno=_errno.EPERM,
+            )
+        m = self._map()
+        key = bytes(m.key_size)
+        value = bytearray(m.lookup(key))
+        value[self.offset : self.offset + self.size] = raw
+        m.update(key, bytes(value))
+
+    def get(self) -> Any:
+        """The current value, decoded through BTF."""
+        return self.codec.decode(self.get_bytes())
+
+    def set(self, value: Any) -> None:
+        """Write a new value (encoded through BTF; BtfValueError if it does not fit)."""
+        self.set_bytes(self.codec.encode(value))
+
+    def __repr__(self) -> str:
+        return f"<Variable {self.name!r} in {self.map} +{self.offset} ({self.size} bytes)>"
+
+
+class Collection:
+    """Live programs and maps from one CollectionSpec, on one backend.
+
+    * ``programs``: program name -> :class:`~netbpf.backend.Program`;
+    * ``maps``: map name as in the spec (``"counts"``, ``".data"``, ``".rodata"``)
+      -> :class:`~netbpf.backend.Map` with raw-bytes operations;
+    * ``variables``: global variable name -> :class:`Variable` (typed, live);
+    * ``typed_map(name)``: a :class:`~netbpf.obj.btf_values.TypedMap` over
+      ``maps[name]`` decoding keys and values through the object's BTF;
+    * ``spec``: the spec it was loaded from (never mutated);
+    * ``warnings``: what the backend had to work around while loading (e.g. a map the
+      kernel refused to take BTF for).
+
+    ``close()`` (idempotent; also ``with``) closes programs, then maps, then whatever
+    else the backend handed over (the kernel's BTF object).  Backends construct it;
+    users do not.
+    """
+
+    def __init__(
+        self,
+        spec: CollectionSpec,
+        programs: Mapping[str, Program],
+        maps: Mapping[str, Map],
+        *,
+        backend: str = "",
+        resources: Iterable[_Closeable] = (),
+        warnings: Iterable[str] = (),
+    ) -> None:
+        self.spec = spec
+        self.programs: dict[str, Program] = dict(programs)
+        self.maps: dict[str, Map] = dict(maps)
+        self.backend = backend
+        self.warnings: tuple[str, ...] = tuple(warnings)
+        self._resources = list(resources)
+        self._typed: dict[str, TypedMap] = {}
+        self._closed = False
+        self.variables: dict[str, Variable] = {
+            name: Variable(v, self) for name, v in spec.variables.items() if v.map in self.maps
+        }
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def typed_map(self, name: str) -> TypedMap:
+        """``maps[name]`` with keys and values as Python values through BTF (a
+        per-CPU map's values are lists, one per CPU).  A global-data map's value is a
+        dict of its variables.  Unknown names raise KeyError."""
+        tm = self._typed.get(name)
+        if tm is None:
+            raw = self.maps[name]
+            mspec = self.spec.maps.get(name)
+            key_id, value_id = map_btf_ids(self.spec.btf, mspec) if mspec is not None else (0, 0)
+            tm = self._typed[name] = TypedMap(raw, self.spec.btf, key_id, value_id)
+        return tm
+
+    def close(self) -> None:
+        """Close every program and map (and backend resources).  Safe to call twice;
+        errors while closing are collected and the first is raised at the end."""
+        if self._closed:
+            return
+        self._closed = True
+        first: BaseException | None = None
+        objs: list[Any] = [*self.programs.values(), *self.maps.values(), *self._resources]
+        for obj in objs:
+            try:
+                obj.close()
+            except (NetbpfError, OSError) as e:
+                first = first or e
+        self._resources.clear()
+        if first is not None:
+            raise first
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        where = f" {self.backend}" if self.backend else ""
+        return (
+            f"<Collection{where} programs={sorted(self.programs)} maps={sorted(self.maps)}{state}>"
+        )
