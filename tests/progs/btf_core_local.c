@@ -12,7 +12,7 @@
 struct inner___v1 {
 	int x;
 	int y;
-};
+} __attribute__((preserve_access_index));
 
 struct foo___v1 {
 	int a;                    /* target: moved to offset 8 */
@@ -24,7 +24,7 @@ struct foo___v1 {
 	char removed;             /* target: absent */
 	union {
 		int u1;
-		long u2;              /* target: in a named union member? no: same anon union */
+		long u2;              /* target: same anonymous union, other offset */
 	};
 	unsigned short narrowed;  /* target: unsigned int (load widened) */
 	short sgn;                /* target: int (signed, size change: poisoned load) */

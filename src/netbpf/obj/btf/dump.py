@@ -134,10 +134,11 @@ def _decl(btf: Btf, type_id: int, inner: str, depth: int) -> str:
         return _join("void", inner)
     if k in _QUALIFIER or k == Kind.TYPE_TAG:
         quals: list[str] = []
+        tags: list[str] = []
         cur = t
         while cur.kind in _QUALIFIER or cur.kind == Kind.TYPE_TAG:
             if isinstance(cur, TypeTag):
-                quals.append(f'__attribute__((btf_type_tag("{cur.name}")))')
+                tags.append(f'__attribute__((btf_type_tag("{cur.name}")))')
             else:
                 quals.append(_QUALIFIER[cur.kind])
             cur = btf.type(cur.type_id)  # type: ignore[attr-defined]
@@ -149,13 +150,15 @@ def _decl(btf: Btf, type_id: int, inner: str, depth: int) -> str:
                     section=SECTION,
                     type_id=type_id,
                 )
-        q = " ".join(quals)
         if cur.kind == Kind.PTR:
             # `int *const p`: qualifiers of the pointer go right of the star.
+            q = " ".join(quals + tags)
             return _decl(btf, cur.type_id, "*" + _join(q, inner), depth + 1)  # type: ignore[attr-defined]
         if cur.kind in (Kind.ARRAY, Kind.FUNC_PROTO):
             return _decl(btf, cur.id, inner, depth + 1)
-        return _join(f"{q} {_decl(btf, cur.id, '', depth + 1)}", inner)
+        # `const volatile int`, `int __attribute__((btf_type_tag("user")))` (as bpftool)
+        base = " ".join([*quals, _decl(btf, cur.id, "", depth + 1), *tags])
+        return _join(base, inner)
     if k == Kind.PTR:
         target = btf.type(t.type_id)  # type: ignore[attr-defined]
         star = "*" + inner

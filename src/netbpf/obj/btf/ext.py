@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -175,6 +175,8 @@ class BtfExt:
     func_info_rec_size: int = FUNC_INFO_SIZE
     line_info_rec_size: int = LINE_INFO_SIZE
     core_relo_rec_size: int = CORE_RELO_SIZE
+    #: Where each section name sits in the .BTF string section (for re-encoding).
+    section_name_offs: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def __hash__(self) -> int:
         return hash(
@@ -259,7 +261,8 @@ class BtfExt:
                     ) from None
                 out_c.append(CoreRelo(sec, insn_off, type_id, access_off, access, rkind, pos))
             core[sec] = tuple(out_c)
-        return cls(func_info, line_info, core, fi[0], li[0], cr[0])
+        names = {**fi[2], **li[2], **cr[2]}
+        return cls(func_info, line_info, core, fi[0], li[0], cr[0], names)
 
     @staticmethod
     def _blocks(
@@ -272,10 +275,11 @@ class BtfExt:
         what: str,
         hdr_field: int,
         btf: Btf,
-    ) -> tuple[int, dict[str, list[int]]]:
-        """Walk one info block; returns (record size, {section: [record position]})."""
+    ) -> tuple[int, dict[str, list[int]], dict[str, int]]:
+        """Walk one info block; returns (record size, {section: [record position]},
+        {section: name offset})."""
         if length == 0:
-            return min_rec, {}
+            return min_rec, {}, {}
         start = hdr_len + off
         if off % 4:
             raise rd.error(f"{what} offset {off} is not 4-byte aligned", hdr_field)
@@ -283,7 +287,7 @@ class BtfExt:
             raise rd.error(
                 f"{what} [{off}, +{length}) runs past the end of the section "
                 f"({len(rd.raw) - hdr_len} data bytes)",
-                hdr_field,
+                hdr_field + 4,
             )
         if length < 4:
             raise rd.error(f"{what} block of {length} bytes has no record size", start)
@@ -293,6 +297,7 @@ class BtfExt:
             raise rd.error(f"{what} record size {rec_size} is invalid (minimum {min_rec})", start)
         pos = start + 4
         out: dict[str, list[int]] = {}
+        name_offs: dict[str, int] = {}
         while pos < end:
             if pos + 8 > end:
                 raise rd.error(f"{what}: truncated section header", pos)
@@ -311,7 +316,8 @@ class BtfExt:
             first = pos + 8
             pos = first + num * rec_size
             out.setdefault(name, []).extend(range(first, pos, rec_size))
-        return rec_size, out
+            name_offs.setdefault(name, name_off)
+        return rec_size, out, name_offs
 
     @staticmethod
     def _check_insn_off(rd: _Reader, insn_off: int, pos: int) -> None:
@@ -361,11 +367,12 @@ class BtfExt:
                 return b""
             parts = [struct.pack(fmt + "I", rec_size)]
             for sec, recs in groups.items():
-                if sec not in str_index:
+                off = self.section_name_offs.get(sec, str_index.get(sec))
+                if off is None:
                     raise BtfError(
                         f"section name {sec!r} is not in the .BTF string section", section=SECTION
                     )
-                parts.append(struct.pack(fmt + "II", str_index[sec], len(recs)))
+                parts.append(struct.pack(fmt + "II", off, len(recs)))
                 parts.extend(pack(r) for r in recs)
             return b"".join(parts)
 
