@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
-from netbpf.vm.memory import MemoryFault
+from netbpf.vm.memory import CallbackRegion, MemoryFault
 
 __all__ = [
     "LOOPBACK",
@@ -116,14 +117,16 @@ class Access(Enum):
     HEAD = "head"
 
 
-Getter = Callable[[], int]
-Setter = Callable[[int, int, int], None]  # (offset within field, size, value)
+#: ``get(obj) -> value`` of a field on the context's object (an SkBuff, an XdpBuff...)
+Getter = Callable[[Any], int]
+#: ``set(obj, offset within field, size, value)``
+Setter = Callable[[Any, int, int, int], None]
 
 
 @dataclass
 class CtxField:
     """One field of a context struct: its place, its access rule, and how to read and
-    write it on the current object."""
+    write it on the object the context describes."""
 
     name: str
     offset: int
@@ -131,8 +134,8 @@ class CtxField:
     access: Access
     get: Getter
     set: Setter | None = None
-    #: for Access.MEM fields: read the bytes directly (offset within field, size)
-    read_mem: Callable[[int, int], int] | None = None
+    #: for Access.MEM fields: ``read_mem(obj, offset within field, size)``
+    read_mem: Callable[[Any, int, int], int] | None = None
     #: allowed load sizes for this field when they differ from the access rule's
     #: (bpf_sock.dst_port: 2 bytes at +0, 1 byte at +0 and +1)
     load_sizes: Mapping[int, frozenset[int]] | None = None
@@ -141,40 +144,61 @@ class CtxField:
     target: int = 4
 
 
-@dataclass
 class CtxTable:
     """A context struct for one program type: its fields (in offset order), which of
-    them the type may read and write, and the struct name for messages."""
+    them the type may read and write, and the struct name for messages.
 
-    struct: str
-    size: int
-    fields: list[CtxField]
-    readable: frozenset[str]
-    writable: frozenset[str]
-    prog_desc: str
-    _by_off: dict[int, CtxField] = field(default_factory=dict, repr=False)
+    A table is static (built once per program type) and works on any object of its
+    kind; :meth:`region` binds it to one object as the program's context region.  The
+    verdict for each ``(offset, size, read|write)`` is computed once and memoised."""
 
-    def __post_init__(self) -> None:
-        for f in self.fields:
+    def __init__(
+        self,
+        struct: str,
+        size: int,
+        fields: list[CtxField],
+        readable: frozenset[str],
+        writable: frozenset[str],
+        prog_desc: str,
+    ) -> None:
+        self.struct = struct
+        self.size = size
+        self.fields = fields
+        self.readable = readable
+        self.writable = writable
+        self.prog_desc = prog_desc
+        self._by_off: dict[int, CtxField] = {}
+        for f in fields:
             for o in range(f.offset, f.offset + f.size):
                 self._by_off[o] = f
+        self._verdicts: dict[tuple[int, int, bool], CtxField | str] = {}
 
-    def _field(self, off: int, size: int, write: bool) -> CtxField:
+    def check(self, off: int, size: int, write: bool) -> CtxField:
+        """The field an access hits, or MemoryFault saying why it is not allowed."""
+        key = (off, size, write)
+        v = self._verdicts.get(key)
+        if v is None:
+            v = self._verdicts[key] = self._verdict(off, size, write)
+        if isinstance(v, str):
+            raise MemoryFault(v)
+        return v
+
+    def _verdict(self, off: int, size: int, write: bool) -> CtxField | str:
         what = "write" if write else "read"
         f = self._by_off.get(off)
         if f is None:
-            raise MemoryFault(
+            return (
                 f"invalid {self.struct} {what} of {size} bytes at offset {off}: "
                 "no field there (padding)"
             )
         allowed = f.name in (self.writable if write else self.readable)
         if not allowed:
-            raise MemoryFault(
+            return (
                 f"invalid {self.struct} {what} of {self.struct}->{f.name} (offset {off}, "
                 f"{size} bytes): {self.prog_desc} programs may not {what} this field"
             )
         if not self._size_ok(f, off - f.offset, size, write):
-            raise MemoryFault(
+            return (
                 f"invalid {self.struct} {what} of {self.struct}->{f.name}: {size}-byte "
                 f"access at offset {off} is not allowed (field is {f.size} bytes at "
                 f"offset {f.offset}, rule {f.access.value})"
@@ -210,15 +234,15 @@ class CtxTable:
             return size <= 4 and rel == 0
         return False  # pragma: no cover - every Access handled above
 
-    def load(self, off: int, size: int) -> int:
-        """The value a ``size``-byte load at ``off`` gives (a 64-bit pointer for the
-        PTR32 fields), or MemoryFault."""
-        f = self._field(off, size, False)
+    def load(self, obj: Any, off: int, size: int) -> int:
+        """The value a ``size``-byte load at ``off`` gives on ``obj`` (a 64-bit pointer
+        for the PTR32 fields), or MemoryFault."""
+        f = self.check(off, size, False)
         rel = off - f.offset
         if f.access is Access.MEM:
             assert f.read_mem is not None
-            return f.read_mem(rel, size)
-        value = f.get()
+            return f.read_mem(obj, rel, size)
+        value = f.get(obj)
         if f.access is Access.PTR32:
             return value & 0xFFFF_FFFF_FFFF_FFFF
         if f.access is Access.WORD:
@@ -227,7 +251,20 @@ class CtxTable:
             return value & ((1 << (8 * max(size, 4))) - 1)
         return (value >> (8 * (off & 3))) & ((1 << (8 * size)) - 1)
 
-    def store(self, off: int, size: int, value: int) -> None:
-        f = self._field(off, size, True)
+    def store(self, obj: Any, off: int, size: int, value: int) -> None:
+        f = self.check(off, size, True)
         assert f.set is not None, f"{self.struct}->{f.name} writable without a setter"
-        f.set(off - f.offset, size, value & 0xFFFF_FFFF_FFFF_FFFF)
+        f.set(obj, off - f.offset, size, value & 0xFFFF_FFFF_FFFF_FFFF)
+
+    def region(self, obj: Any, *, kind: str = "ctx") -> CallbackRegion:
+        """A context region over ``obj``; every access goes through the table, so a
+        refused store names the field, as a refused load does."""
+        table = self
+
+        def on_load(off: int, size: int) -> int:
+            return table.load(obj, off, size)
+
+        def on_store(off: int, size: int, value: int) -> None:
+            table.store(obj, off, size, value)
+
+        return CallbackRegion(self.struct, self.size, on_load, on_store, kind=kind)

@@ -27,12 +27,14 @@ flow hash (``hash`` stays 0 unless a helper sets it), socket lookups.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from netbpf.hooks.context import LOOPBACK, Access, CtxField, CtxTable, NetDevice
 from netbpf.uapi import CTX_LAYOUTS, ProgramType
-from netbpf.vm.memory import AddressSpace, CallbackRegion, MemoryFault, Region
+from netbpf.vm.memory import AddressSpace, MemoryFault, Region
 
 __all__ = [
     "ETH_HLEN",
@@ -410,152 +412,162 @@ def _le(b: bytes) -> int:
     return int.from_bytes(b, "little")
 
 
-def skb_ctx_table(skb: SkBuff, prog_type: ProgramType) -> CtxTable:
-    """The ``__sk_buff`` context of ``skb`` for ``prog_type``: which fields it may
-    read/write and the value each gives (``bpf_convert_ctx_access``)."""
-    readable, writable = SKB_ACCESS[prog_type]
+def _sk_get(attr: str) -> Callable[[SkBuff], int]:
+    return lambda s: getattr(s.sk, attr) if s.sk is not None else 0
+
+
+def _sk_bytes(attr: str) -> Callable[[SkBuff], int]:
+    return lambda s: _le(getattr(s.sk, attr)) if s.sk is not None else 0
+
+
+def _set_bits(attr: str, bits: int) -> Callable[[Any, int, int, int], None]:
+    def setter(s: Any, _rel: int, _size: int, v: int) -> None:
+        setattr(s, attr, v & ((1 << bits) - 1))
+
+    return setter
+
+
+def _set_queue_mapping(s: SkBuff, _rel: int, _size: int, v: int) -> None:
+    # The rewrite skips the store when the value is NO_QUEUE_MAPPING or more.
+    if v < NO_QUEUE_MAPPING:
+        s.queue_mapping = v & 0xFFFF
+
+
+def _set_tc_classid(s: SkBuff, _rel: int, _size: int, v: int) -> None:
+    s.cb.tc_classid = v & 0xFFFF
+
+
+def _cb_read(s: SkBuff, rel: int, size: int) -> int:
+    return _le(s.cb.data[rel : rel + size])
+
+
+def _cb_write(s: SkBuff, rel: int, size: int, v: int) -> None:
+    s.cb.data[rel : rel + size] = (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+def _sk_ptr(s: SkBuff) -> int:
+    sk = s.sk
+    return sk.region.base if sk is not None and sk.region is not None else 0
+
+
+def _remote_port(s: SkBuff) -> int:
+    # the be16 skc_dport, shifted left 16 by the rewrite on little-endian machines
+    return (_swab16(s.sk.dport) << 16) if s.sk is not None else 0
+
+
+def _skb_fields() -> list[CtxField]:
+    """Every ``__sk_buff`` field with its access rule and its value on an SkBuff
+    (``bpf_convert_ctx_access``); ``target`` is the kernel field's width."""
     A = Access
 
-    def fld(name: str, access: Access, get, set_=None, **kw) -> CtxField:
+    def fld(
+        name: str, access: Access, get: Callable[[SkBuff], int], set_=None, **kw: Any
+    ) -> CtxField:
         off, size = _SKB_LAYOUT[name]
         return CtxField(name, off, size, access, get, set_, **kw)
 
-    def set_u32(attr: str, bits: int = 32):
-        def setter(_rel: int, _size: int, v: int) -> None:
-            setattr(skb, attr, v & ((1 << bits) - 1))
-
-        return setter
-
-    def set_queue_mapping(_rel: int, _size: int, v: int) -> None:
-        # The rewrite skips the store when the value is NO_QUEUE_MAPPING or more.
-        if v < NO_QUEUE_MAPPING:
-            skb.queue_mapping = v & 0xFFFF
-
-    def set_tc_classid(_rel: int, _size: int, v: int) -> None:
-        skb.cb.tc_classid = v & 0xFFFF
-
-    def set_tstamp(_rel: int, _size: int, v: int) -> None:
-        skb.tstamp = v & _M64
-
-    def cb_read(rel: int, size: int) -> int:
-        return _le(skb.cb.data[rel : rel + size])
-
-    def cb_write(rel: int, size: int, v: int) -> None:
-        skb.cb.data[rel : rel + size] = (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-
-    def sk_attr(attr: str, default: int = 0):
-        return lambda: getattr(skb.sk, attr) if skb.sk is not None else default
-
-    def sk_bytes(attr: str):
-        return lambda: _le(getattr(skb.sk, attr)) if skb.sk is not None else 0
-
-    def sk_ptr() -> int:
-        sk = skb.sk
-        if sk is None or sk.region is None:
-            return 0
-        return sk.region.base
-
-    fields = [
-        fld("len", A.U32, lambda: skb.len),
-        fld("pkt_type", A.U32, lambda: skb.pkt_type & 7, target=1),
-        fld("mark", A.U32, lambda: skb.mark, set_u32("mark")),
-        fld("queue_mapping", A.U32, lambda: skb.queue_mapping, set_queue_mapping, target=2),
-        fld("protocol", A.U32, lambda: _swab16(skb.protocol), target=2),
-        fld("vlan_present", A.U32, lambda: int(bool(skb.vlan_tci or skb.vlan_proto))),
-        fld("vlan_tci", A.U32, lambda: skb.vlan_tci, target=2),
-        fld("vlan_proto", A.U32, lambda: _swab16(skb.vlan_proto), target=2),
-        fld("priority", A.U32, lambda: skb.priority, set_u32("priority")),
-        fld("ingress_ifindex", A.U32, lambda: skb.skb_iif),
-        fld("ifindex", A.U32, lambda: skb.dev.ifindex if skb.dev is not None else 0),
-        fld("tc_index", A.U32, lambda: skb.tc_index, set_u32("tc_index", 16), target=2),
-        fld("cb", A.MEM, lambda: 0, cb_write, read_mem=cb_read),
-        fld("hash", A.U32, lambda: skb.hash),
-        fld("tc_classid", A.U32, lambda: skb.cb.tc_classid, set_tc_classid, target=2),
-        fld("data", A.PTR32, lambda: skb.addr(skb.data)),
-        fld("data_end", A.PTR32, lambda: skb.addr(skb.tail)),
-        fld("napi_id", A.U32, lambda: skb.napi_id),
-        fld("family", A.U32, sk_attr("family"), target=2),
-        fld("remote_ip4", A.WORD, sk_bytes("daddr")),
-        fld("local_ip4", A.WORD, sk_bytes("rcv_saddr")),
-        fld("remote_ip6", A.WORD, sk_bytes("v6_daddr")),
-        fld("local_ip6", A.WORD, sk_bytes("v6_rcv_saddr")),
-        # remote_port: the be16 skc_dport, shifted left 16 on little-endian
-        fld("remote_port", A.U32, lambda: (_swab16(skb.sk.dport) << 16) if skb.sk else 0, target=2),
-        fld("local_port", A.U32, sk_attr("num"), target=2),
-        fld("data_meta", A.PTR32, lambda: skb.addr(skb.data_meta)),
-        fld("flow_keys", A.U64, lambda: 0),
-        fld("tstamp", A.U64, lambda: skb.tstamp, set_tstamp),
-        fld("wire_len", A.U32, lambda: skb.cb.pkt_len),
-        fld("gso_segs", A.U32, lambda: skb.gso_segs, target=2),
-        fld("sk", A.U64, sk_ptr),
-        fld("gso_size", A.U32, lambda: skb.gso_size, target=2),
-        fld("tstamp_type", A.U8, lambda: skb.tstamp_type, target=1),
-        fld("hwtstamp", A.U64, lambda: skb.hwtstamp),
+    return [
+        fld("len", A.U32, lambda s: s.len),
+        fld("pkt_type", A.U32, lambda s: s.pkt_type & 7, target=1),
+        fld("mark", A.U32, lambda s: s.mark, _set_bits("mark", 32)),
+        fld("queue_mapping", A.U32, lambda s: s.queue_mapping, _set_queue_mapping, target=2),
+        fld("protocol", A.U32, lambda s: _swab16(s.protocol), target=2),
+        fld("vlan_present", A.U32, lambda s: int(bool(s.vlan_tci or s.vlan_proto))),
+        fld("vlan_tci", A.U32, lambda s: s.vlan_tci, target=2),
+        fld("vlan_proto", A.U32, lambda s: _swab16(s.vlan_proto), target=2),
+        fld("priority", A.U32, lambda s: s.priority, _set_bits("priority", 32)),
+        fld("ingress_ifindex", A.U32, lambda s: s.skb_iif),
+        fld("ifindex", A.U32, lambda s: s.dev.ifindex if s.dev is not None else 0),
+        fld("tc_index", A.U32, lambda s: s.tc_index, _set_bits("tc_index", 16), target=2),
+        fld("cb", A.MEM, lambda s: 0, _cb_write, read_mem=_cb_read),
+        fld("hash", A.U32, lambda s: s.hash),
+        fld("tc_classid", A.U32, lambda s: s.cb.tc_classid, _set_tc_classid, target=2),
+        fld("data", A.PTR32, lambda s: s.addr(s.data)),
+        fld("data_end", A.PTR32, lambda s: s.addr(s.tail)),
+        fld("napi_id", A.U32, lambda s: s.napi_id),
+        fld("family", A.U32, _sk_get("family"), target=2),
+        fld("remote_ip4", A.WORD, _sk_bytes("daddr")),
+        fld("local_ip4", A.WORD, _sk_bytes("rcv_saddr")),
+        fld("remote_ip6", A.WORD, _sk_bytes("v6_daddr")),
+        fld("local_ip6", A.WORD, _sk_bytes("v6_rcv_saddr")),
+        fld("remote_port", A.U32, _remote_port, target=2),
+        fld("local_port", A.U32, _sk_get("num"), target=2),
+        fld("data_meta", A.PTR32, lambda s: s.addr(s.data_meta)),
+        fld("flow_keys", A.U64, lambda s: 0),
+        fld("tstamp", A.U64, lambda s: s.tstamp, _set_bits("tstamp", 64)),
+        fld("wire_len", A.U32, lambda s: s.cb.pkt_len),
+        fld("gso_segs", A.U32, lambda s: s.gso_segs, target=2),
+        fld("sk", A.U64, _sk_ptr),
+        fld("gso_size", A.U32, lambda s: s.gso_size, target=2),
+        fld("tstamp_type", A.U8, lambda s: s.tstamp_type, target=1),
+        fld("hwtstamp", A.U64, lambda s: s.hwtstamp),
     ]
+
+
+@functools.cache
+def skb_ctx_table(prog_type: ProgramType) -> CtxTable:
+    """The ``__sk_buff`` context for ``prog_type``: which fields it may read/write and
+    the value each gives on an SkBuff.  Built once per type."""
+    readable, writable = SKB_ACCESS[prog_type]
     return CtxTable(
-        "__sk_buff",
-        CTX_LAYOUTS["__sk_buff"][0],
-        fields,
-        readable,
-        writable,
-        prog_type.name,
+        "__sk_buff", CTX_LAYOUTS["__sk_buff"][0], _skb_fields(), readable, writable, prog_type.name
     )
-
-
-def sock_ctx_table(sk: DummySock) -> CtxTable:
-    """``struct bpf_sock`` as reached through ``skb->sk`` (a PTR_TO_SOCK_COMMON): only
-    the sock_common fields are readable (type/protocol/mark/priority need
-    ``bpf_sk_fullsock``), with the 6.18 verifier's size rules."""
-    A = Access
-
-    def fld(name: str, access: Access, get, **kw) -> CtxField:
-        off, size = _SOCK_LAYOUT[name]
-        return CtxField(name, off, size, access, get, **kw)
-
-    fields = [
-        fld("bound_dev_if", A.WORD, lambda: sk.bound_dev_if & 0xFFFF_FFFF),
-        fld("family", A.HEAD, lambda: sk.family),
-        fld("type", A.HEAD, lambda: sk.type),
-        fld("protocol", A.HEAD, lambda: sk.protocol),
-        fld("mark", A.U32, lambda: sk.mark),
-        fld("priority", A.U32, lambda: sk.priority),
-        fld("src_ip4", A.U32, lambda: _le(sk.rcv_saddr)),
-        fld("src_ip6", A.U32, lambda: _le(sk.v6_rcv_saddr)),
-        fld("src_port", A.HEAD, lambda: sk.num),
-        fld(
-            "dst_port",
-            A.U32,
-            lambda: _swab16(sk.dport),
-            load_sizes={0: frozenset({1, 2, 4}), 1: frozenset({1})},
-        ),
-        fld("dst_ip4", A.U32, lambda: _le(sk.daddr)),
-        fld("dst_ip6", A.U32, lambda: _le(sk.v6_daddr)),
-        fld("state", A.HEAD, lambda: sk.state),
-        fld("rx_queue_mapping", A.HEAD, lambda: sk.rx_queue_mapping & 0xFFFF_FFFF),
-    ]
-    readable = frozenset(f.name for f in fields) - {"type", "protocol", "mark", "priority"}
-    return _SockTable("bpf_sock", CTX_LAYOUTS["bpf_sock"][0], fields, readable, frozenset(), "")
 
 
 class _SockTable(CtxTable):
     """bpf_sock: the 16-byte address arrays allow narrow loads anywhere inside (each
-    word is its own 4-byte field for the verifier); the message names the pointer."""
+    word is its own 4-byte field for the verifier); messages name the pointer."""
 
-    def _field(self, off: int, size: int, write: bool) -> CtxField:
+    def _verdict(self, off: int, size: int, write: bool) -> CtxField | str:
         f = self._by_off.get(off)
         if f is not None and f.size == 16 and not write:
             rel = off - f.offset
             if size in (1, 2, 4) and off % size == 0 and (rel % 4) + size <= 4:
                 return f
-        try:
-            return super()._field(off, size, write)
-        except MemoryFault as e:
-            raise MemoryFault(f"{e.reason} (a sock_common pointer from __sk_buff->sk)") from None
+        v = super()._verdict(off, size, write)
+        return f"{v} (a sock_common pointer from __sk_buff->sk)" if isinstance(v, str) else v
 
-    def load(self, off: int, size: int) -> int:
-        f = self._field(off, size, False)
-        rel = off - f.offset
-        return (f.get() >> (8 * rel)) & ((1 << (8 * size)) - 1)
+    def load(self, obj: Any, off: int, size: int) -> int:
+        f = self.check(off, size, False)
+        return (f.get(obj) >> (8 * (off - f.offset))) & ((1 << (8 * size)) - 1)
+
+
+@functools.cache
+def sock_ctx_table() -> CtxTable:
+    """``struct bpf_sock`` on a DummySock as reached through ``skb->sk`` (a
+    PTR_TO_SOCK_COMMON): only the sock_common fields are readable (type, protocol,
+    mark, priority need ``bpf_sk_fullsock``), with the 6.18 verifier's size rules."""
+    A = Access
+
+    def fld(name: str, access: Access, get: Callable[[DummySock], int], **kw: Any) -> CtxField:
+        off, size = _SOCK_LAYOUT[name]
+        return CtxField(name, off, size, access, get, **kw)
+
+    fields = [
+        fld("bound_dev_if", A.WORD, lambda k: k.bound_dev_if & 0xFFFF_FFFF),
+        fld("family", A.HEAD, lambda k: k.family),
+        fld("type", A.HEAD, lambda k: k.type),
+        fld("protocol", A.HEAD, lambda k: k.protocol),
+        fld("mark", A.U32, lambda k: k.mark),
+        fld("priority", A.U32, lambda k: k.priority),
+        fld("src_ip4", A.U32, lambda k: _le(k.rcv_saddr)),
+        fld("src_ip6", A.U32, lambda k: _le(k.v6_rcv_saddr)),
+        fld("src_port", A.HEAD, lambda k: k.num),
+        fld(
+            "dst_port",
+            A.U32,
+            lambda k: _swab16(k.dport),
+            load_sizes={0: frozenset({1, 2, 4}), 1: frozenset({1})},
+        ),
+        fld("dst_ip4", A.U32, lambda k: _le(k.daddr)),
+        fld("dst_ip6", A.U32, lambda k: _le(k.v6_daddr)),
+        fld("state", A.HEAD, lambda k: k.state),
+        fld("rx_queue_mapping", A.HEAD, lambda k: k.rx_queue_mapping & 0xFFFF_FFFF),
+    ]
+    readable = frozenset(f.name for f in fields) - {"type", "protocol", "mark", "priority"}
+    return _SockTable(
+        "bpf_sock", CTX_LAYOUTS["bpf_sock"][0], fields, readable, frozenset(), "sock_common"
+    )
 
 
 def map_skb_context(skb: SkBuff, prog_type: ProgramType, mem: AddressSpace) -> tuple[int, CtxTable]:
@@ -563,12 +575,10 @@ def map_skb_context(skb: SkBuff, prog_type: ProgramType, mem: AddressSpace) -> t
     into ``mem``; returns (ctx address, the context table)."""
     skb.map(mem, writable=prog_type in PKT_WRITABLE)
     if skb.sk is not None:
-        st = sock_ctx_table(skb.sk)
-        skb.sk.region = CallbackRegion("bpf_sock", st.size, st.load, None, kind="sock")
+        skb.sk.region = sock_ctx_table().region(skb.sk, kind="sock")
         mem.map(skb.sk.region)
-    table = skb_ctx_table(skb, prog_type)
-    ctx = CallbackRegion("__sk_buff", table.size, table.load, table.store, kind="ctx")
-    return mem.map(ctx), table
+    table = skb_ctx_table(prog_type)
+    return mem.map(table.region(skb)), table
 
 
 def lookup_device(devices: Mapping[int, NetDevice], ifindex: int) -> NetDevice | None:

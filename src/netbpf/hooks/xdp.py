@@ -21,11 +21,13 @@ refuses).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netbpf.hooks.context import LOOPBACK, Access, CtxField, CtxTable, NetDevice
 from netbpf.uapi import CTX_LAYOUTS, AttachType
-from netbpf.vm.memory import AddressSpace, CallbackRegion, MemoryFault, Region
+from netbpf.vm.memory import AddressSpace, MemoryFault, Region
 
 __all__ = [
     "MAX_SKB_FRAGS",
@@ -115,31 +117,38 @@ class XdpBuff:
         return self.region.base + off
 
 
-def xdp_ctx_table(xdp: XdpBuff, attach_type: AttachType | None) -> CtxTable:
-    """The ``xdp_md`` context of ``xdp`` (``xdp_is_valid_access`` +
-    ``xdp_convert_ctx_access``)."""
+def _egress(x: XdpBuff) -> int:
+    return x.txq_dev.ifindex if x.txq_dev is not None else 0
 
-    def fld(name: str, access: Access, get) -> CtxField:
+
+@functools.cache
+def xdp_ctx_table(attach_type: AttachType | None) -> CtxTable:
+    """The ``xdp_md`` context (``xdp_is_valid_access`` + ``xdp_convert_ctx_access``)
+    for programs of ``attach_type``; built once per attach type."""
+
+    def fld(name: str, access: Access, get: Callable[[XdpBuff], int]) -> CtxField:
         off, size = _LAYOUT[name]
         return CtxField(name, off, size, access, get)
 
-    def egress() -> int:
-        return xdp.txq_dev.ifindex if xdp.txq_dev is not None else 0
-
     fields = [
-        fld("data", Access.PTR32, lambda: xdp.addr(xdp.data)),
-        fld("data_end", Access.PTR32, lambda: xdp.addr(xdp.data_end)),
-        fld("data_meta", Access.PTR32, lambda: xdp.addr(xdp.data_meta)),
-        fld("ingress_ifindex", Access.WORD, lambda: xdp.rxq.dev.ifindex),
-        fld("rx_queue_index", Access.WORD, lambda: xdp.rxq.queue_index),
-        fld("egress_ifindex", Access.WORD, egress),
+        fld("data", Access.PTR32, lambda x: x.addr(x.data)),
+        fld("data_end", Access.PTR32, lambda x: x.addr(x.data_end)),
+        fld("data_meta", Access.PTR32, lambda x: x.addr(x.data_meta)),
+        fld("ingress_ifindex", Access.WORD, lambda x: x.rxq.dev.ifindex),
+        fld("rx_queue_index", Access.WORD, lambda x: x.rxq.queue_index),
+        fld("egress_ifindex", Access.WORD, _egress),
     ]
     readable = {"data", "data_end", "data_meta", "ingress_ifindex", "rx_queue_index"}
-    if attach_type == AttachType.XDP_DEVMAP:
+    devmap = attach_type == AttachType.XDP_DEVMAP
+    if devmap:
         readable.add("egress_ifindex")
-    desc = "XDP" if attach_type != AttachType.XDP_DEVMAP else "XDP (devmap)"
     return CtxTable(
-        "xdp_md", CTX_LAYOUTS["xdp_md"][0], fields, frozenset(readable), frozenset(), desc
+        "xdp_md",
+        CTX_LAYOUTS["xdp_md"][0],
+        fields,
+        frozenset(readable),
+        frozenset(),
+        "XDP (devmap)" if devmap else "XDP",
     )
 
 
@@ -149,6 +158,5 @@ def map_xdp_context(
     """Map the frame and the ``xdp_md`` context into ``mem``; returns (ctx address,
     the context table)."""
     xdp.map(mem)
-    table = xdp_ctx_table(xdp, attach_type)
-    ctx = CallbackRegion("xdp_md", table.size, table.load, table.store, kind="ctx")
-    return mem.map(ctx), table
+    table = xdp_ctx_table(attach_type)
+    return mem.map(table.region(xdp)), table
