@@ -162,6 +162,10 @@ _HH_DATA_MOD = 16
 _IPV6_HLEN = 40
 
 
+def _n(count: int) -> str:
+    return f"{count} byte" if count == 1 else f"{count} bytes"
+
+
 def _u(buf: bytes, struct: dict[str, tuple[int, int]], name: str) -> int:
     off, size = struct[name]
     return int.from_bytes(buf[off : off + size], "little")
@@ -185,13 +189,13 @@ def _ctx_init(ctx_in: bytes | None, max_size: int, struct: str) -> bytearray | N
         return None
     if len(ctx_in) > PAGE_SIZE:
         raise TestRunError(
-            f"ctx_in is {len(ctx_in)} bytes, more than a page ({PAGE_SIZE})", errno=_errno.E2BIG
+            f"ctx_in is {_n(len(ctx_in))}, more than a page ({PAGE_SIZE})", errno=_errno.E2BIG
         )
     tail = ctx_in[max_size:]
     if any(tail):
         first = max_size + next(i for i, b in enumerate(tail) if b)
         raise TestRunError(
-            f"ctx_in is {len(ctx_in)} bytes and byte {first} past struct {struct} "
+            f"ctx_in is {_n(len(ctx_in))} and byte {first}, past struct {struct} "
             f"({max_size} bytes) is not zero",
             errno=_errno.E2BIG,
         )
@@ -263,12 +267,12 @@ def prog_test_run_skb(
     size = len(data_in)
     if size < ETH_HLEN:
         raise TestRunError(
-            f"data_in is {size} bytes, shorter than an Ethernet header ({ETH_HLEN})",
+            f"data_in is {_n(size)}, shorter than an Ethernet header ({ETH_HLEN})",
             errno=_errno.EINVAL,
         )
     if size > SKB_MAX_TEST_DATA:
         raise TestRunError(
-            f"data_in is {size} bytes, more than the {SKB_MAX_TEST_DATA} an skb test run "
+            f"data_in is {_n(size)}, more than the {SKB_MAX_TEST_DATA} an skb test run "
             "can hold in one page",
             errno=_errno.EINVAL,
         )
@@ -295,7 +299,7 @@ def prog_test_run_skb(
     if skb.protocol == ETH_P_IP:
         if len(net) < _IPV4_HLEN:
             raise TestRunError(
-                f"IPv4 EtherType with {len(net)} bytes after the Ethernet header, fewer "
+                f"IPv4 EtherType with {_n(len(net))} after the Ethernet header, fewer "
                 f"than an IPv4 header ({_IPV4_HLEN})",
                 errno=_errno.EINVAL,
             )
@@ -305,7 +309,7 @@ def prog_test_run_skb(
     elif skb.protocol == ETH_P_IPV6:
         if len(net) < _IPV6_HLEN:
             raise TestRunError(
-                f"IPv6 EtherType with {len(net)} bytes after the Ethernet header, fewer "
+                f"IPv6 EtherType with {_n(len(net))} after the Ethernet header, fewer "
                 f"than an IPv6 header ({_IPV6_HLEN})",
                 errno=_errno.EINVAL,
             )
@@ -442,7 +446,7 @@ def prog_test_run_xdp(
     linear_sz = min(linear_sz, max_linear)
     if size - meta < ETH_HLEN:
         raise TestRunError(
-            f"data_in has {size - meta} bytes after {meta} bytes of metadata, fewer than an "
+            f"data_in has {_n(size - meta)} after {_n(meta)} of metadata, fewer than an "
             f"Ethernet header ({ETH_HLEN})",
             errno=_errno.EINVAL,
         )
@@ -482,7 +486,7 @@ def prog_test_run_xdp(
     while rest:
         if len(xdp.frags) == MAX_SKB_FRAGS:
             raise TestRunError(
-                f"data_in is {size} bytes: {linear_sz} linear bytes plus more than "
+                f"data_in is {_n(size)}: {_n(linear_sz)} in the linear area plus more than "
                 f"{MAX_SKB_FRAGS} fragments of {PAGE_SIZE}",
                 errno=_errno.ENOMEM,
             )

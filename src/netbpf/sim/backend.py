@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import errno as _errno
 from collections.abc import Mapping
 
 from netbpf.backend import TestRunResult
@@ -64,18 +65,19 @@ class SimProgram:
         given, else None.  Raises TestRunError with the kernel's errno where the
         kernel refuses the run, ProgramFault where the program breaks the sandbox."""
         if self._closed:
-            import errno
-
-            raise TestRunError(f"{self._what()} is closed", errno=errno.EBADF)
-        return prog_test_run(
-            self.executable,
-            self.prog_type,
-            attach_type=self.attach_type,
-            data_in=data_in,
-            ctx_in=ctx_in,
-            repeat=repeat,
-            devices=self._devices,
-        )
+            raise TestRunError(f"{self._what()} is closed", errno=_errno.EBADF)
+        try:
+            return prog_test_run(
+                self.executable,
+                self.prog_type,
+                attach_type=self.attach_type,
+                data_in=data_in,
+                ctx_in=ctx_in,
+                repeat=repeat,
+                devices=self._devices,
+            )
+        except TestRunError as e:
+            raise TestRunError(f"{self._what()}: {e.reason}", errno=e.errno) from None
 
     def _what(self) -> str:
         return f"{self.prog_type.name} program '{self.name}'"
