@@ -451,3 +451,15 @@ def test_public_names_are_pinned() -> None:
     )  # fmt: skip
     for name in mod.__all__:
         assert getattr(mod, name) is not None
+
+
+def test_copy_and_pickle(kinds_obj: Path, kinds: Btf) -> None:
+    import copy
+    import pickle
+
+    assert copy.copy(kinds) is kinds and copy.deepcopy(kinds) is kinds  # immutable
+    lazy = Btf.parse(elf_section(kinds_obj, ".BTF"), lazy=True)
+    for b in (kinds, lazy):
+        again = pickle.loads(pickle.dumps(b))
+        assert again == kinds
+        assert again.to_bytes() == kinds.to_bytes()

@@ -72,6 +72,8 @@ CoreCandidateCache = dict[tuple[int, int], list[int]]
 def essential_name(name: str) -> str:
     """``name`` without its last ``___flavor`` suffix (``X___Y`` with X and Y not
     starting/ending in an underscore), e.g. ``task_struct___v1`` -> ``task_struct``."""
+    if "___" not in name:
+        return name
     n = len(name)
     for i in range(n - 5, -1, -1):
         if name[i] != "_" and name[i + 1 : i + 4] == "___" and name[i + 4] != "_":

@@ -269,10 +269,24 @@ class Btf:
     def _index(self) -> dict[str, list[int]]:
         if self._name_index is None:
             idx: dict[str, list[int]] = {}
-            for i in range(1, len(self._types)):
-                name = self._name(i)
-                if name:
-                    idx.setdefault(name, []).append(i)
+            dec = self._decoder
+            if dec is not None:
+                # lazy BTF: names straight from the string section, no type decoded
+                dec.prime_strings()
+                strs = dec._str_cache
+                str_len = len(dec.strings)
+                for i, off in enumerate(dec.name_offs):
+                    if off:
+                        name = strs.get(off)
+                        if name is None:  # a suffix of another string (scan checked off)
+                            name = dec.string(off, dec.offsets[i], i) if off < str_len else ""
+                        if name:
+                            idx.setdefault(name, []).append(i)
+            else:
+                for i in range(1, len(self._types)):
+                    name = self._name(i)
+                    if name:
+                        idx.setdefault(name, []).append(i)
             self._name_index = idx
         return self._name_index
 
@@ -507,9 +521,23 @@ class Btf:
             self._hash = hash((self.byteorder, tuple(self.types)))
         return self._hash
 
+    # A Btf is immutable (lazy decoding only fills a cache), so copies can share it.
+    def __copy__(self) -> Btf:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Btf:
+        return self
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (list(self.types), self.strings, self.byteorder, self.file))
+
     def __repr__(self) -> str:
         where = f" file={self.file!r}" if self.file else ""
         return f"<Btf {len(self) - 1} types{where}>"
+
+
+def _rebuild(types: list[BtfType], strings: bytes, byteorder: str, file: str | None) -> Btf:
+    return Btf(types, strings=strings, byteorder=byteorder, file=file)
 
 
 _PATH_RE = re.compile(r"[A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*")
