@@ -634,10 +634,18 @@ def _calc(relo: CoreRelo, lspec: _Spec, tspec: _Spec | None) -> CoreReloResult:
                 else:
                     fail = True
             return CoreReloResult(
-                kind, ov, nv, False, validate, fail, osz, nsz, otid, ntid,
-                tspec.root_type_id if tspec else None,
-                tspec.describe() if tspec else "",
-            )  # fmt: skip
+                kind,
+                ov,
+                nv,
+                validate=validate,
+                fail_memsz_adjust=fail,
+                orig_size=osz,
+                new_size=nsz,
+                orig_type_id=otid,
+                new_type_id=ntid,
+                target_type_id=tspec.root_type_id if tspec else None,
+                target_spec=tspec.describe() if tspec else "",
+            )
         if kind.is_type:
             ov, validate = _type_value(relo, lspec)
             nv, _ = _type_value(relo, tspec)

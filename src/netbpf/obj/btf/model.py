@@ -169,6 +169,8 @@ class Btf:
         """A BTF from type records numbered 1, 2, 3... (void may be included as the
         first element).  Every referenced id must exist.  ``strings`` is an initial
         string section to keep (names missing from it are appended on encoding)."""
+        if byteorder not in ("little", "big"):
+            raise ValueError(f"byteorder must be 'little' or 'big', not {byteorder!r}")
         lst = list(types)
         if not lst or lst[0].id != 0:
             lst.insert(0, VOID)
