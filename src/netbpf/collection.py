@@ -203,8 +203,11 @@ class Collection:
         first: BaseException | None = None
         objs: list[Any] = [*self.programs.values(), *self.maps.values(), *self._resources]
         for obj in objs:
+            close = getattr(obj, "close", None)
+            if close is None:
+                continue  # nothing to release (a simulator object without one)
             try:
-                obj.close()
+                close()
             except (NetbpfError, OSError) as e:
                 first = first or e
         self._resources.clear()

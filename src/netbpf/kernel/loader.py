@@ -16,7 +16,8 @@ behaves here as it does under ``bpftool prog loadall`` or a libbpf skeleton:
    BPF_PSEUDO_MAP_VALUE + offset for global data), CO-RE relocations are resolved
    against the kernel's BTF (``/sys/kernel/btf/vmlinux``), and the program is loaded
    with func_info/line_info and the BTF fd, so the verifier log names C source lines;
-6. PROG_ARRAY slots from ``.maps`` initialisers get the programs' fds.
+6. like libbpf, every ``.rodata*`` map is bound to every program (BPF_PROG_BIND_MAP);
+7. PROG_ARRAY slots from ``.maps`` initialisers get the programs' fds.
 
 Any failure closes everything created so far and raises; nothing is left behind.
 """
@@ -407,7 +408,7 @@ class _Loader:
             fd, log = _sys.prog_load(
                 int(pspec.prog_type),
                 b"".join(i.encode() for i in insns),
-                license=pspec.license or self.spec.license or "GPL",
+                license=pspec.license,
                 name=sanitize_name(pspec.name),
                 expected_attach_type=int(pspec.attach_type) if pspec.attach_type is not None else 0,
                 prog_flags=program_load_flags(pspec),
@@ -427,7 +428,17 @@ class _Loader:
                     "in the kernel's BTF (guard it with bpf_core_field_exists())"
                 )
             raise KernelError("BPF_PROG_LOAD", e.errno, log=e.log, detail=detail) from None
-        return KernelProgram(pspec, fd, log)
+        prog = KernelProgram(pspec, fd, log)
+        # libbpf binds every read-only data map to every program, referenced or not,
+        # so `bpftool prog show` finds the object's bpf_metadata_* variables.
+        try:
+            for name, mspec in self.spec.maps.items():
+                if is_global_data(mspec) and mspec.extra.get("section", "").startswith(".rodata"):
+                    _sys.prog_bind_map(prog.fd, self.maps[name].fd)
+        except BaseException:
+            prog.close()
+            raise
+        return prog
 
 
 def load_collection(

@@ -229,6 +229,12 @@ class _TestRunAttr(ctypes.Structure):
     ]
 
 
+class _ProgBindMapAttr(ctypes.Structure):
+    """BPF_PROG_BIND_MAP (the ``prog_bind_map`` member, Linux 5.10)."""
+
+    _fields_ = [("prog_fd", c_uint32), ("map_fd", c_uint32), ("flags", c_uint32)]
+
+
 class _InfoAttr(ctypes.Structure):
     """BPF_OBJ_GET_INFO_BY_FD (the ``info`` member)."""
 
@@ -910,6 +916,12 @@ def btf_load(data: bytes, *, log_level: int = 0, log_size: int = _LOG_START) -> 
     if err:
         raise KernelError("BPF_BTF_LOAD", err, log=log, detail=_strerror(err))
     return Fd(ret), log
+
+
+def prog_bind_map(prog_fd: int, map_fd: int) -> None:
+    """BPF_PROG_BIND_MAP: make a program hold a map it does not reference in its code
+    (libbpf binds .rodata maps so program metadata stays reachable)."""
+    _bpf(BpfCmd.PROG_BIND_MAP, _ProgBindMapAttr(prog_fd=prog_fd, map_fd=map_fd))
 
 
 def obj_pin(fd: int, path: str | os.PathLike[str]) -> None:

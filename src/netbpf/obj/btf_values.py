@@ -697,7 +697,7 @@ class TypedMap:
 
     Per-CPU maps (``percpu``, detected from the map type) read and write a ``list``
     with one value per CPU, ``ncpus`` long (default: what the raw map's
-    ``value_size_raw`` holds — the possible CPUs on the kernel).
+    ``ncpus`` or ``value_size_raw`` says — the possible CPUs on the kernel).
 
     Errors are the raw map's (MapKeyNotFoundError is a KeyError) plus
     BtfValueError for values that do not fit their type.
@@ -725,9 +725,11 @@ class TypedMap:
         self.stride = percpu_stride(value_size)
         if self.percpu:
             if ncpus is None:
+                ncpus = getattr(raw, "ncpus", None)
+            if ncpus is None:
                 raw_size = int(getattr(raw, "value_size_raw", self.stride))
                 ncpus = max(1, raw_size // self.stride)
-            self.ncpus = ncpus
+            self.ncpus = int(ncpus)
         else:
             self.ncpus = 1
 
@@ -773,9 +775,13 @@ class TypedMap:
         pad = bytes(self.stride - self.value_codec.size)
         return b"".join(self.value_codec.encode(v) + pad for v in value)
 
-    def decode_value(self, raw: bytes) -> Any:
+    def decode_value(self, raw: Any) -> Any:
+        """A value from the raw map; a per-CPU value may come packed (``bpf()``'s
+        ``round_up(value_size, 8) * ncpus`` bytes) or as a list of per-CPU bytes."""
         if not self.percpu:
             return self.value_codec.decode(raw)
+        if isinstance(raw, list | tuple):
+            return [self.value_codec.decode(v) for v in raw]
         size = self.value_codec.size
         return [
             self.value_codec.decode(raw[i * self.stride : i * self.stride + size])

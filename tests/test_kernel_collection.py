@@ -1,0 +1,480 @@
+"""KernelBackend.load: whole objects (our C in tests/progs/coll_*.c) in the running
+kernel, through the backend-neutral Collection — global data and knobs, BTF-typed
+maps, tail calls and map-in-maps from .maps initialisers, subprograms, bpf_loop,
+CO-RE against the kernel's BTF, pinning — and, where bpftool is present, the same
+object loaded by libbpf (``bpftool prog loadall``) as the reference: the kernel must
+hold the same instructions after verification and maps of the same shape."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netbpf.backend import Map, Program
+from netbpf.collection import Collection
+from netbpf.errors import BtfValueError, KernelError, MapError
+from netbpf.kernel import KernelBackend
+from netbpf.kernel import syscall as sysc
+from netbpf.kernel.loader import internal_map_name, object_name
+from netbpf.obj.collection import CollectionSpec, load_collection_spec
+from netbpf.uapi import XdpAction
+
+NCPUS = sysc.possible_cpus()
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def bpffs(kernel: KernelBackend) -> Iterator[Path]:
+    """A private bpffs mount (pinning needs one), removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix="netbpf-bpffs-"))
+    res = subprocess.run(["mount", "-t", "bpf", "bpf", str(d)], capture_output=True, text=True)
+    if res.returncode != 0:
+        d.rmdir()
+        pytest.skip(f"cannot mount a bpffs: {res.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", str(d)], check=False)
+        d.rmdir()
+
+
+@pytest.mark.parametrize(
+    ("obj", "section", "name"),
+    [
+        ("counter", ".rodata", "counter.rodata"),
+        ("my_object_name", ".rodata", "my_objec.rodata"),
+        ("my_object_name", ".bss", "my_objec.bss"),  # 7 characters kept for the suffix
+        ("my_object_name", ".kconfig", "my_obje.kconfig"),
+        ("my_object_name", ".rodata.abracadabra", ".rodata.abracad"),  # no prefix, cut
+        ("my_object_name", ".data.custom", ".data.custom"),
+        ("a-b", ".data", "a_b.data"),  # characters the kernel refuses
+    ],
+)
+def test_internal_map_names_follow_libbpf(obj: str, section: str, name: str) -> None:
+    assert internal_map_name(obj, section) == name
+
+
+def test_object_name_is_the_file_stem_before_the_first_dot() -> None:
+    spec = CollectionSpec({}, {}, {}, file="/x/counter.bpf.o")
+    assert object_name(spec) == "counter"
+
+
+# -- global data, knobs, typed maps, subprograms, bpf_loop ------------------------------
+
+
+def test_globals_knobs_counters_and_structs(kernel: KernelBackend, compile_bpf) -> None:
+    base = load_collection_spec(compile_bpf("coll_globals.c"))
+    spec = base.copy()
+    spec.variables["verdict"].set(int(XdpAction.DROP))
+    spec.variables["loop_mult"].set(3)
+    before = spec.copy()
+    assert base.variables["verdict"].get_int() == XdpAction.PASS  # the copy is separate
+
+    with kernel.load(spec) as coll:
+        assert isinstance(coll, Collection) and coll.warnings == ()
+        assert sorted(coll.programs) == ["globals_prog"]
+        assert all(isinstance(m, Map) for m in coll.maps.values())
+        assert all(isinstance(p, Program) for p in coll.programs.values())
+        prog = coll.programs["globals_prog"]
+        for n in (61, 77, 130):
+            assert prog.test_run(bytes(n)).retval == XdpAction.DROP
+
+        # the hash counter and the array of structs, decoded through BTF
+        assert dict(coll.typed_map("counts").items()) == {1: 2, 2: 1}
+        stats = coll.typed_map("stats")
+        assert stats[1] == {
+            "packets": 2,
+            "bytes": 61 + 77,
+            "last_len": 77,
+            "bucket": 1,
+            "parity": 1,
+            "small": 1,
+            "runs_mod8": 2,
+            "tag": b"flow\0\0",
+        }
+        assert stats[2]["bytes"] == 130 and stats[2]["small"] == 0
+        assert (
+            stats[0]
+            == stats[3]
+            == {
+                "packets": 0,
+                "bytes": 0,
+                "last_len": 0,
+                "bucket": 0,
+                "parity": 0,
+                "small": 0,
+                "runs_mod8": 0,
+                "tag": bytes(6),
+            }
+        )
+        # per-CPU: one value per possible CPU, the runs' bytes on whichever ran them
+        per_cpu = coll.typed_map("pcpu_bytes")[0]
+        assert len(per_cpu) == NCPUS and sum(per_cpu) == 61 + 77 + 130
+
+        # global variables, live
+        v = coll.variables
+        assert v["runs"].get() == 3
+        assert v["total_bytes"].get() == 100 + 61 + 77 + 130
+        assert v["last_neg"].get() == -130
+        assert v["loop_sum"].get() == 3 * (0 + 1 + 2)  # 130 % 8 + 1 steps, loop_mult 3
+        assert v["banner"].get() == b"netbpf\0\0"
+        assert v["last"].get() == {**stats[2], "packets": 3, "bytes": 268, "runs_mod8": 3}
+        assert v["verdict"].get() == XdpAction.DROP
+
+        # writes from Python are seen by the program
+        v["total_bytes"].set(0)
+        prog.test_run(bytes(64))
+        assert v["total_bytes"].get() == 64
+        assert v["banner"].get() == b"netbpf\0\0"  # the neighbour is untouched
+        with pytest.raises(BtfValueError, match="does not fit"):
+            v["runs"].set(-1)
+        # .rodata is frozen after load, as with libbpf
+        with pytest.raises(MapError) as ei:
+            v["verdict"].set(int(XdpAction.PASS))
+        assert ei.value.errno == errno.EPERM
+        with pytest.raises(MapError) as ei:
+            coll.maps[".rodata"].update(bytes(4), bytes(coll.maps[".rodata"].value_size))
+        assert ei.value.errno == errno.EPERM
+
+        # typed writes land as the C layout
+        stats[3] = {"packets": 5, "tag": "hey", "parity": 1}
+        raw = coll.maps["stats"].lookup(struct.pack("<I", 3))
+        assert raw[:8] == struct.pack("<Q", 5) and raw[20:26] == b"hey\0\0\0"
+        assert raw[19] == 1  # parity is bit 0 of the byte after `bucket`
+
+        # kernel names and BTF as libbpf gives them
+        prefix = object_name(spec)[:8]
+        assert coll.maps[".bss"].info().name == f"{prefix}.bss"
+        assert coll.maps[".rodata"].info().name == f"{prefix}.rodata"
+        assert coll.maps[".rodata.str1.1"].info().name == ".rodata.str1.1"
+        info = coll.maps["stats"].info()
+        assert (info.btf_key_type_id, info.btf_value_type_id) == (
+            spec.maps["stats"].btf_key_type_id,
+            spec.maps["stats"].btf_value_type_id,
+        )
+        assert info.btf_id != 0
+        assert coll.maps[".data"].info().btf_value_type_id == spec.btf.find(".data", "datasec").id
+    assert coll.closed
+    assert spec == before  # loading never mutates the spec
+
+
+def test_close_is_idempotent_and_frees_everything(kernel: KernelBackend, compile_bpf) -> None:
+    spec = load_collection_spec(compile_bpf("coll_globals.c"))
+    fds = open_fds()
+    coll = kernel.load(spec)
+    assert len(open_fds() - fds) >= len(coll.maps) + len(coll.programs)
+    coll.close()
+    coll.close()
+    assert open_fds() == fds
+    assert all(p.closed for p in coll.programs.values())
+    with pytest.raises(MapError):
+        coll.variables["runs"].get()
+
+
+def test_line_info_reaches_the_verifier_log(kernel: KernelBackend, compile_bpf) -> None:
+    spec = load_collection_spec(compile_bpf("coll_globals.c"))
+    with kernel.load(spec, log_level=2) as coll:
+        log = coll.programs["globals_prog"].log
+    # with func_info/line_info and the BTF fd, the log quotes the C source
+    assert "bpf_loop(len % 8 + 1, loop_step, &lc, 0);" in log
+    assert "func#1" in log or "Func#1" in log  # the subprograms were seen as functions
+
+
+BAD_PROG = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+__u32 seen;
+SEC("xdp")
+int reads_past_the_end(struct xdp_md *ctx)
+{
+	unsigned char *data = (void *)(long)ctx->data;
+	seen = data[20]; /* no bounds check: the verifier must refuse */
+	return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_verifier_refusal_names_program_and_source(kernel: KernelBackend, compile_bpf) -> None:
+    spec = load_collection_spec(compile_bpf(BAD_PROG))
+    fds = open_fds()
+    with pytest.raises(KernelError) as ei:
+        kernel.load(spec)
+    e = ei.value
+    assert e.op == "BPF_PROG_LOAD" and e.errno == errno.EACCES
+    assert "program 'reads_past_the_end' (section 'xdp')" in str(e)
+    assert "offset is outside of the packet" in str(e)  # the verifier's verdict
+    assert "seen = data[20];" in e.log  # line_info made it into the log
+    assert open_fds() == fds  # the maps and BTF created before the refusal are closed
+
+
+# -- tail calls and map-in-map from .maps initialisers ----------------------------------
+
+
+def test_tail_calls_and_map_in_map(kernel: KernelBackend, compile_bpf) -> None:
+    spec = load_collection_spec(compile_bpf("coll_tail.c"))
+    with kernel.load(spec) as coll:
+        entry = coll.programs["entry"]
+        assert entry.test_run(bytes(65)).retval == XdpAction.DROP  # slot 0: tail_drop
+        assert entry.test_run(bytes(121)).retval == XdpAction.PASS  # slot 1 empty
+        assert entry.test_run(bytes(160)).retval == XdpAction.TX  # slot 2: tail_tx
+        assert coll.variables["tail_hits"].get() == 101
+        # the programs wrote through the map-in-map into the inner maps
+        assert coll.typed_map("inner_odd")[0] == 65 + 121
+        assert coll.typed_map("inner_even")[0] == 160
+        # user space reads object ids back from fd-valued maps
+        ids = {n: coll.maps[n].info().id for n in ("inner_even", "inner_odd")}
+        assert dict(coll.typed_map("by_parity").items()) == {
+            0: ids["inner_even"],
+            1: ids["inner_odd"],
+        }
+        progs = {n: p.info().id for n, p in coll.programs.items()}
+        assert dict(coll.typed_map("jump").items()) == {0: progs["tail_drop"], 2: progs["tail_tx"]}
+
+
+# -- CO-RE --------------------------------------------------------------------------------
+
+
+def test_core_relocations_against_kernel_btf(kernel: KernelBackend, compile_bpf) -> None:
+    spec = load_collection_spec(compile_bpf("coll_core.c"))
+    assert len(spec.programs["core_prog"].core_relos) == 6
+    with kernel.load(spec) as coll:
+        # the local struct lists data_end before data: only relocated offsets give
+        # the verifier a packet pointer and a packet end
+        res = coll.programs["core_prog"].test_run(bytes(90))
+        assert res.retval == XdpAction.PASS
+        v = {n: var.get() for n, var in coll.variables.items()}
+    assert v["pkt_len"] == 90
+    assert v["ifindex_seen"] == 1  # test_run's default: the loopback device
+    assert v["future_exists"] == 0  # no such field in the kernel's struct xdp_md
+    assert v["md_size"] == kernel.vmlinux_btf().size_of(
+        kernel.vmlinux_btf().find("xdp_md", "struct").id
+    )
+    assert v["tx_value"] == XdpAction.TX  # the kernel's value, not the local 77
+
+
+# -- pinning ------------------------------------------------------------------------------
+
+PINNED = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} shared_count SEC(".maps");
+SEC("xdp")
+int bump(struct xdp_md *ctx)
+{
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&shared_count, &k);
+	if (v)
+		*v += 1;
+	return XDP_PASS;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_pinned_by_name_is_reused(kernel: KernelBackend, compile_bpf, bpffs: Path) -> None:
+    spec = load_collection_spec(compile_bpf(PINNED))
+    with kernel.load(spec, pin_path=bpffs) as first:
+        first.programs["bump"].test_run(bytes(64))
+        assert (bpffs / "shared_count").exists()
+        with kernel.load(spec, pin_path=bpffs) as second:
+            assert second.maps["shared_count"].info().id == first.maps["shared_count"].info().id
+            second.programs["bump"].test_run(bytes(64))
+    # the pinned map outlives both collections, with what both programs counted
+    with kernel.load(spec, pin_path=bpffs) as third:
+        assert third.typed_map("shared_count")[0] == 2
+
+
+def test_incompatible_pinned_map_is_refused(
+    kernel: KernelBackend, compile_bpf, bpffs: Path
+) -> None:
+    with kernel.create_map("array", 4, 4, 1) as other:
+        other.pin(bpffs / "shared_count")
+    spec = load_collection_spec(compile_bpf(PINNED))
+    fds = open_fds()
+    with pytest.raises(KernelError, match=r"incompatible: value_size 4 \(spec: 8\)"):
+        kernel.load(spec, pin_path=bpffs)
+    assert open_fds() == fds
+
+
+# -- objects without BTF --------------------------------------------------------------------
+
+LEGACY = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct legacy_map_def { unsigned int type, key_size, value_size, max_entries, map_flags; };
+struct legacy_map_def hits SEC("maps") = {
+	.type = BPF_MAP_TYPE_ARRAY, .key_size = 4, .value_size = 8, .max_entries = 2,
+};
+SEC("tc")
+int count(struct __sk_buff *skb)
+{
+	__u32 k = skb->len > 100;
+	__u64 *v = bpf_map_lookup_elem(&hits, &k);
+	if (v)
+		*v += 1;
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_legacy_maps_without_btf(kernel: KernelBackend, compile_bpf) -> None:
+    spec = load_collection_spec(compile_bpf(LEGACY, extra_flags=["-g0"]))
+    assert spec.btf is None
+    with kernel.load(spec) as coll:
+        coll.programs["count"].test_run(bytes(64))
+        coll.programs["count"].test_run(bytes(200))
+        coll.programs["count"].test_run(bytes(300))
+        # no BTF: u32 array indices, raw bytes values
+        assert list(coll.typed_map("hits").items()) == [
+            (0, struct.pack("<Q", 1)),
+            (1, struct.pack("<Q", 2)),
+        ]
+        assert coll.maps["hits"].info().btf_id == 0
+
+
+# -- libbpf as the reference ------------------------------------------------------------------
+
+
+def _bpftool(*args: str) -> object:
+    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def _xlated(raw: bytes, map_names: dict[int, str]) -> list[tuple[int, int, int, object]]:
+    """Instructions after verification with map ids replaced by map names (the ids
+    differ between two loads; everything else must not)."""
+    out: list[tuple[int, int, int, object]] = []
+    i = 0
+    n = len(raw) // 8
+    while i < n:
+        op, regs, off, imm = struct.unpack_from("<BBhi", raw, i * 8)
+        if op == 0x18 and regs >> 4 in (1, 2):  # map fd / map value: imm is the map id
+            out.append((op, regs, off, map_names.get(imm, f"id {imm}")))
+            out.append(struct.unpack_from("<BBhi", raw, i * 8 + 8))
+            i += 2
+            continue
+        out.append((op, regs, off, imm))
+        i += 1
+    return out
+
+
+def _map_shape(m: dict) -> tuple:
+    return (
+        m["name"],
+        m["type"],
+        m["bytes_key"],
+        m["bytes_value"],
+        m["max_entries"],
+        m["flags"],
+        m.get("frozen", 0),
+        "btf_id" in m,
+    )
+
+
+@pytest.mark.parametrize("source", ["coll_globals.c", "coll_tail.c", "coll_core.c"])
+def test_same_as_libbpf(kernel: KernelBackend, compile_bpf, bpffs: Path, source: str) -> None:
+    if shutil.which("bpftool") is None:
+        pytest.skip("bpftool not installed (the libbpf reference)")
+    obj = compile_bpf(source)
+    # libbpf names global-data maps after the file: give the object its source's name
+    tmpdir = Path(tempfile.mkdtemp())
+    try:
+        named = tmpdir / f"{Path(source).stem}.o"
+        shutil.copy(obj, named)
+        subprocess.run(
+            ["bpftool", "prog", "loadall", str(named), str(bpffs / "progs")],
+            check=True,
+            capture_output=True,
+        )
+        spec = load_collection_spec(named)
+        with kernel.load(spec) as coll:
+            ours_by_id = {m.info().id: m for m in coll.maps.values()}
+            ours = {i: _bpftool("map", "show", "id", str(i)) for i in ours_by_id}
+            for name, prog in coll.programs.items():
+                ref = _bpftool("prog", "show", "pinned", str(bpffs / "progs" / name))
+                ref_maps = {i: _bpftool("map", "show", "id", str(i)) for i in ref["map_ids"]}
+                dump = tmpdir / "xlated.bin"
+                subprocess.run(
+                    ["bpftool", "prog", "dump", "xlated", "id", str(ref["id"]), "file", str(dump)],
+                    check=True,
+                    capture_output=True,
+                )
+                assert _xlated(prog.xlated(), {i: m["name"] for i, m in ours.items()}) == _xlated(
+                    dump.read_bytes(), {i: m["name"] for i, m in ref_maps.items()}
+                ), name
+                used = {ours[i]["name"] for i in prog.info().map_ids}
+                assert sorted(_map_shape(m) for m in ref_maps.values()) == sorted(
+                    _map_shape(m) for m in ours.values() if m["name"] in used
+                ), name
+                # global data starts out with the same bytes
+                for i, m in ref_maps.items():
+                    if m["name"].endswith((".data", ".rodata", ".bss")):
+                        (entry,) = _bpftool("map", "dump", "id", str(i))
+                        ref_value = bytes(int(b, 16) for b in entry["value"])
+                        mine = next(x for x in coll.maps.values() if x.info().name == m["name"])
+                        assert mine.lookup(bytes(4)) == ref_value, m["name"]
+    finally:
+        shutil.rmtree(tmpdir)
+
+
+def _same_as_bpftool(ours: object, theirs: object) -> bool:
+    """Our decoded value against bpftool's BTF-formatted one, allowing for bpftool's
+    spelling: bitfields as hex strings, char arrays as C strings."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(
+            _same_as_bpftool(ours[k], theirs[k]) for k in ours
+        )
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(map(_same_as_bpftool, ours, theirs))
+    if isinstance(ours, bytes) and isinstance(theirs, str):
+        return ours.split(b"\0")[0].decode() == theirs
+    if isinstance(ours, int) and isinstance(theirs, str):
+        return ours == int(theirs, 16)
+    return ours == theirs
+
+
+def test_typed_values_match_bpftools_btf_dump(kernel: KernelBackend, compile_bpf) -> None:
+    if shutil.which("bpftool") is None:
+        pytest.skip("bpftool not installed")
+    spec = load_collection_spec(compile_bpf("coll_globals.c"))
+    with kernel.load(spec) as coll:
+        for n in (61, 77, 130, 131):
+            coll.programs["globals_prog"].test_run(bytes(n))
+        for name in ("counts", "stats", "pcpu_bytes", ".bss", ".data", ".rodata"):
+            dump = _bpftool("map", "dump", "id", str(coll.maps[name].info().id))
+            typed = coll.typed_map(name)
+            ours = list(typed.items())
+            assert len(ours) == len(dump), name
+            for (key, value), entry in zip(sorted(ours), sorted(dump, key=lambda e: e["key"])):
+                fmt = entry["formatted"]
+                if name.startswith("."):  # a DATASEC: a list of {variable: value}
+                    (sec,) = fmt["value"].values()
+                    theirs = {k: v for d in sec for k, v in d.items()}
+                    assert _same_as_bpftool(value, theirs), (name, value, theirs)
+                    continue
+                assert fmt["key"] == key, name
+                if typed.percpu:
+                    theirs = [c["value"] for c in sorted(fmt["values"], key=lambda c: c["cpu"])]
+                else:
+                    theirs = fmt["value"]
+                assert _same_as_bpftool(value, theirs), (name, value, theirs)
