@@ -27,6 +27,7 @@ __all__ = [
     "NetbpfError",
     "NotSupportedError",
     "ObjectError",
+    "PinError",
     "ProgramFault",
     "TestRunError",
     "VerifierError",
@@ -185,6 +186,19 @@ class MapFullError(MapError):
     """E2BIG: the map holds max_entries already (or the index is out of range)."""
 
     errno = _errno.E2BIG
+
+
+class PinError(NetbpfError):
+    """A bpffs-style pin operation failed (carries the errno): EEXIST when the path is
+    taken, ENOENT when it (or its directory) does not exist, EPERM outside the pin
+    root, EINVAL when a pinned map cannot be reused for a spec."""
+
+    def __init__(self, path: str, reason: str, *, errno: int) -> None:
+        self.path = path
+        self.reason = reason
+        self.errno = errno
+        name = _errno.errorcode.get(errno, str(errno))
+        super().__init__(f"pin '{path}': {reason} ({name})")
 
 
 class VerifierError(NetbpfError):
