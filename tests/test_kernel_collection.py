@@ -478,3 +478,57 @@ def test_typed_values_match_bpftools_btf_dump(kernel: KernelBackend, compile_bpf
                 else:
                     theirs = fmt["value"]
                 assert _same_as_bpftool(value, theirs), (name, value, theirs)
+
+
+LPM_U64_KEY = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64); /* the kernel wants a struct key type for an LPM trie */
+	__type(value, __u32);
+} prefixes SEC(".maps");
+SEC("tc")
+int match(struct __sk_buff *skb)
+{
+	__u64 key = ((__u64)0x0101a8c0 << 32) | 32; /* prefixlen 32, 192.168.1.1 */
+	__u32 *v = bpf_map_lookup_elem(&prefixes, &key);
+	return v ? *v : 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_map_the_kernel_refuses_btf_for_falls_back(kernel: KernelBackend, compile_bpf) -> None:
+    spec = load_collection_spec(compile_bpf(LPM_U64_KEY))
+    with kernel.load(spec) as coll:
+        assert len(coll.warnings) == 1
+        assert (
+            "map 'prefixes': the kernel refused its BTF description (EINVAL)" in (coll.warnings[0])
+        )
+        assert coll.maps["prefixes"].info().btf_id == 0
+        # typed access still uses the object's BTF
+        prefixes = coll.typed_map("prefixes")
+        prefixes[(0x00A8C0 << 32) | 16] = 7  # 192.168.0.0/16
+        assert coll.programs["match"].test_run(bytes(64)).retval == 7
+        assert list(prefixes.items()) == [((0x00A8C0 << 32) | 16, 7)]
+
+
+def test_object_btf_the_kernel_refuses_loads_without_btf(
+    kernel: KernelBackend, compile_bpf
+) -> None:
+    from netbpf.obj.btf import Func, Int
+
+    spec = load_collection_spec(compile_bpf("coll_tail.c")).copy()
+    btf = spec.btf
+    func = next(t for t in btf.types if isinstance(t, Func))
+    an_int = next(t for t in btf.types if isinstance(t, Int))
+    spec.btf = btf.with_types([Func(func.id, func.name, an_int.id, func.linkage)])
+    with kernel.load(spec) as coll:
+        assert len(coll.warnings) == 1
+        assert coll.warnings[0].startswith("the kernel refused the object's BTF")
+        assert all(m.info().btf_id == 0 for m in coll.maps.values())
+        assert coll.programs["entry"].test_run(bytes(65)).retval == XdpAction.DROP
+        assert coll.variables["tail_hits"].get() == 1

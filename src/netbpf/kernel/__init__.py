@@ -1,6 +1,9 @@
 """The kernel backend: ``bpf()`` through ctypes, feature probes, and ``KernelBackend``.
 
-``KernelBackend().load_program(spec)`` loads a spec into the running kernel and
+``KernelBackend().load(collection_spec)`` loads a whole object (BTF, maps, global
+data, programs; see :mod:`netbpf.kernel.loader`) into a
+:class:`~netbpf.collection.Collection`; ``KernelBackend().load_program(spec)`` loads
+one program spec and
 ``KernelProgram.test_run(...)`` runs it with BPF_PROG_TEST_RUN, returning the same
 ``TestRunResult`` as the simulator.  ``KernelBackend().create_map(...)`` gives a
 ``KernelMap`` with raw-bytes element operations.  The probes in

@@ -50,6 +50,7 @@ __all__ = ["DEFAULT_PIN_PATH", "internal_map_name", "load_collection", "object_n
 DEFAULT_PIN_PATH = "/sys/fs/bpf"
 _OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, NUL included
 _LD_IMM64 = 0x18
+_BPF_F_RDONLY_PROG = 1 << 7
 _PAGE_SIZE = 4096
 
 #: Map types the kernel takes no BTF key/value description for: it answers ENOTSUPP
@@ -303,6 +304,10 @@ class _Loader:
                 "map_extra": mspec.map_extra,
             }
             have = {k: getattr(info, k) for k in want}
+            if mspec.type in (MapType.DEVMAP, MapType.DEVMAP_HASH):
+                # the kernel adds BPF_F_RDONLY_PROG to every devmap it creates
+                have["map_flags"] &= ~_BPF_F_RDONLY_PROG
+                want["map_flags"] &= ~_BPF_F_RDONLY_PROG
             diff = [f"{k} {have[k]} (spec: {want[k]})" for k in want if have[k] != want[k]]
             if diff:
                 raise KernelError(
