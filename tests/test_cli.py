@@ -37,6 +37,8 @@ PROG_RUN_KEYS = {
     "duration_ns",
 }
 
+RUN_XDP = ["prog", "run", XDP_DROP, "--type", "xdp", "--data-in", UDP]
+
 # r0 = 2 (XDP_PASS / TC_ACT_SHOT); exit
 PASS_ASM = "r0 = 2\nexit\n"
 PASS_RAW = bytes.fromhex("b7000000020000009500000000000000")
@@ -158,6 +160,28 @@ def test_prog_run_tc_example_shows_rewrite_and_mark(tmp_path: Path) -> None:
     assert doc["ctx_out_fields"]["mark"] == 0x22
     assert doc["ctx_out_fields"]["priority"] == 6
     assert out_file.read_bytes()[15] == 0xB8  # DSCP EF
+
+
+def test_prog_run_data_out_to_stdout() -> None:
+    """--data-out - puts exactly the packet bytes on stdout; the summary moves to stderr."""
+    args = ["prog", "run", str(EXAMPLES / "tc_mark.bin"), "--type", "tc"]
+    args += ["--data-in", str(PACKETS / "tcp_ssh.bin")]
+    doc = run_json(*args)
+    result = CliRunner().invoke(cli, [*args, "--data-out", "-"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes == bytes.fromhex(doc["data_out"])
+    assert "TC_ACT_OK" in result.stderr
+
+
+def test_asm_json_refuses_raw_stdout(tmp_path: Path) -> None:
+    src = tmp_path / "p.s"
+    src.write_text(PASS_ASM)
+    raw = invoke("asm", str(src), "-o", "-")
+    assert raw.exit_code == 0
+    assert raw.stdout_bytes == PASS_RAW
+    result = invoke("asm", str(src), "-o", "-", "--json")
+    assert result.exit_code == 2
+    assert "stdout can carry one thing" in one_error_line(result)
 
 
 def test_prog_run_without_ctx_in_has_no_ctx_out() -> None:
@@ -393,6 +417,11 @@ ERROR_CASES = {
         ],
         2,
         "--engine",
+    ),
+    "two raw outputs on stdout": (
+        lambda t: [*RUN_XDP, "--data-out", "-", "--ctx-out", "-"],
+        2,
+        "stdout can carry one thing",
     ),
     "unknown command": (lambda t: ["frobnicate"], 2, "No such command 'frobnicate'"),
     "unknown option": (lambda t: ["prog", "run", XDP_DROP, "--frobnicate"], 2, "--frobnicate"),

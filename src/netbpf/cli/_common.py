@@ -50,11 +50,10 @@ def emit_json(doc: dict[str, Any]) -> None:
     click.echo(json.dumps(doc, indent=2))
 
 
-def console() -> Console:
-    """A rich console on the *current* stdout (so click's test runner captures it).
-
-    ``soft_wrap`` keeps long lines (disassembly, hexdumps) whole when piped."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+def console(*, stderr: bool = False) -> Console:
+    """A rich console on the *current* stdout (so click's test runner captures it), or
+    stderr.  ``soft_wrap`` keeps long lines whole when piped."""
+    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- errors, one line

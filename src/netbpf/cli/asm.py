@@ -47,6 +47,8 @@ def asm_cmd(source: str, output: str | None, as_json: bool) -> None:
     from netbpf.isa.instruction import encode_program
     from netbpf.isa.validate import validate_program
 
+    if output == "-" and as_json:
+        raise click.UsageError("stdout can carry one thing: -o - or --json")
     text = _common.decode_text(_common.read_input(source), source)
     try:
         insns = list(assemble(text))

@@ -232,6 +232,11 @@ def run_cmd(
     stdin_users = [p for p in (prog_file, data_in, ctx_in) if p == "-"]
     if len(stdin_users) > 1:
         raise click.UsageError("only one of PROG, --data-in, --ctx-in can be - (stdin)", ctx)
+    raw_to_stdout = [p for p in (data_out_path, ctx_out_path) if p == "-"]
+    if len(raw_to_stdout) > 1 or (raw_to_stdout and as_json):
+        raise click.UsageError(
+            "stdout can carry one thing: --data-out -, --ctx-out - or --json", ctx
+        )
 
     spec, used_format = load_program_file(prog_file, fmt, prog_type, name)
     packet = data_hex if data_hex is not None else b""
@@ -281,7 +286,8 @@ def run_cmd(
         )
         return
 
-    out = _common.console()
+    # With the packet itself going to stdout, the summary goes to stderr.
+    out = _common.console(stderr=bool(raw_to_stdout))
     where = backend if engine_used is None else f"{backend}, {engine_used} engine"
     head = Text()
     head.append(spec.name, style="bold")
