@@ -3,14 +3,27 @@ puts the same program through the simulator (every engine) and the kernel and
 compares retval, data_out, ctx_out and refusals (errno) exactly.
 
 ``duration_ns`` is never compared: the kernel measures its JIT, we measure Python.
+
+Golden data: every kernel-differential case also checks the kernel's outcome against
+``tests/golden/testrun.json`` (a digest per case), and a sim-only twin test checks the
+simulator against the same file -- so the simulator stays tested where the kernel is
+unusable (no root), and the file cannot drift from the kernel unnoticed.  After a
+deliberate change, regenerate it from the kernel::
+
+    NETBPF_REGEN_GOLDEN=1 python -m pytest -m kernel tests/test_testrun_*.py tests/test_sim_backend.py
 """
 
 from __future__ import annotations
 
+import atexit
 import errno as _errno
+import hashlib
+import json
+import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +177,76 @@ def assert_same(
             f"engine {engine}:\n  sim:    {got.brief()}\n  kernel: {want.brief()}"
         )
     return want
+
+
+# ------------------------------------------------------------------------------ golden
+
+GOLDEN_FILE = Path(__file__).parent / "golden" / "testrun.json"
+REGEN = os.environ.get("NETBPF_REGEN_GOLDEN") == "1"
+_golden: dict[str, str] | None = None
+_updates: dict[str, str] = {}
+
+
+def _golden_data() -> dict[str, str]:
+    global _golden
+    if _golden is None:
+        _golden = json.loads(GOLDEN_FILE.read_text()) if GOLDEN_FILE.exists() else {}
+    return _golden
+
+
+def _h(data: bytes) -> str:
+    return f"{len(data)}:{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def digest(o: Outcome) -> str:
+    """A compact, exact fingerprint of an outcome (faults: "fault")."""
+    if o.kind == "ok":
+        ctx = "-" if o.ctx_out is None else _h(o.ctx_out)
+        return f"ok {o.retval:#x} {_h(o.data_out or b'')} {ctx}"
+    if o.kind == "refused":
+        return f"refused {_errno.errorcode.get(o.errno, str(o.errno))}"
+    return "fault"
+
+
+def combine(tokens: list[str]) -> str:
+    """One digest for a sequence of per-access results."""
+    return hashlib.sha256("|".join(tokens).encode()).hexdigest()[:24]
+
+
+def kernel_golden(key: str, value: str) -> None:
+    """Check the kernel's value against the golden file (or record it when
+    NETBPF_REGEN_GOLDEN=1)."""
+    if REGEN:
+        _updates[key] = value
+        return
+    have = _golden_data().get(key)
+    assert have == value, (
+        f"golden {key}: the file has {have!r}, the kernel gives {value!r}; if the change is "
+        "expected, regenerate (see tests/_testrun.py)"
+    )
+
+
+def sim_golden(key: str) -> str:
+    """The kernel's recorded value for ``key``."""
+    have = _golden_data().get(key)
+    if have is None:
+        pytest.fail(f"no golden value for {key}: regenerate (see tests/_testrun.py)", pytrace=False)
+    return have
+
+
+def assert_sim_golden(
+    key: str, spec: ProgramSpec, data_in: bytes, ctx_in: bytes | None = None, repeat: int = 1
+) -> None:
+    """Every simulator engine gives the kernel's recorded outcome for ``key``."""
+    want = sim_golden(key)
+    for engine, sprog in sim_programs(spec).items():
+        got = outcome(sprog, data_in, ctx_in, repeat)
+        assert digest(got) == want, f"engine {engine}: sim {got.brief()}\n  golden (kernel) {want}"
+
+
+@atexit.register
+def _save_golden() -> None:
+    if REGEN and _updates:
+        merged = {**_golden_data(), **_updates}
+        GOLDEN_FILE.parent.mkdir(exist_ok=True)
+        GOLDEN_FILE.write_text(json.dumps(dict(sorted(merged.items())), indent=0) + "\n")

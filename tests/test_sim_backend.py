@@ -7,7 +7,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from _testrun import PACKETS, assert_same
+from _testrun import PACKETS, assert_same, assert_sim_golden, digest, kernel_golden
 
 from netbpf import (
     Backend,
@@ -114,26 +114,33 @@ def test_bad_repeat(repeat: object) -> None:
     assert exc.value.errno == errno.EINVAL
 
 
-@pytest.mark.parametrize(
-    "section",
-    [
-        "sk_skb",
-        "sk_skb/stream_verdict",
-        "sk_msg",
-        "lwt_seg6local",
-        "sockops",
-        "cgroup/sock_create",
-        "cgroup/connect4",
-        "sk_reuseport",
-        "cgroup/sysctl",
-        "cgroup/getsockopt",
-    ],
-)
+NO_TEST_RUN = [
+    "sk_skb",
+    "sk_skb/stream_verdict",
+    "sk_msg",
+    "lwt_seg6local",
+    "sockops",
+    "cgroup/sock_create",
+    "cgroup/connect4",
+    "sk_reuseport",
+    "cgroup/sysctl",
+    "cgroup/getsockopt",
+]
+
+
+@pytest.mark.parametrize("section", NO_TEST_RUN)
 def test_types_without_test_run_are_enotsupp(kernel, section: str) -> None:
     """The kernel has no BPF_PROG_TEST_RUN for these types: ENOTSUPP (524) on both."""
     spec = ProgramSpec.from_asm("r0 = 1\nexit\n", prog_type=section)
     got = assert_same(kernel, spec, PKT)
     assert (got.kind, got.errno) == ("refused", ENOTSUPP)
+    kernel_golden(f"enotsupp/{section}", digest(got))
+
+
+@pytest.mark.parametrize("section", NO_TEST_RUN)
+def test_types_without_test_run_are_enotsupp_sim(section: str) -> None:
+    spec = ProgramSpec.from_asm("r0 = 1\nexit\n", prog_type=section)
+    assert_sim_golden(f"enotsupp/{section}", spec, PKT)
 
 
 def test_types_the_simulator_does_not_model_yet() -> None:

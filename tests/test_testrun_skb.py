@@ -13,7 +13,16 @@ from __future__ import annotations
 import struct
 
 import pytest
-from _testrun import MAC_OTHER, PACKETS, SHORT_PACKETS, assert_same, sim_programs
+from _testrun import (
+    MAC_OTHER,
+    PACKETS,
+    SHORT_PACKETS,
+    assert_same,
+    assert_sim_golden,
+    digest,
+    kernel_golden,
+    sim_programs,
+)
 
 from netbpf import ProgramFault, ProgramSpec
 from netbpf.hooks.context import host_devices
@@ -250,7 +259,18 @@ PROGRAMS: dict[str, tuple[str, str]] = {
 def test_skb_program(kernel, prog_name: str, pkt_name: str, ctx_name: str) -> None:
     ptype, text = PROGRAMS[prog_name]
     spec = ProgramSpec.from_asm(text, prog_type=ptype, name=prog_name)
-    assert_same(kernel, spec, PACKETS[pkt_name], CTX_VARIANTS[ctx_name])
+    want = assert_same(kernel, spec, PACKETS[pkt_name], CTX_VARIANTS[ctx_name])
+    kernel_golden(f"skb/{prog_name}/{pkt_name}/{ctx_name}", digest(want))
+
+
+@pytest.mark.parametrize("ctx_name", list(CTX_VARIANTS))
+@pytest.mark.parametrize("pkt_name", list(PACKETS))
+@pytest.mark.parametrize("prog_name", list(PROGRAMS))
+def test_skb_program_sim(prog_name: str, pkt_name: str, ctx_name: str) -> None:
+    ptype, text = PROGRAMS[prog_name]
+    spec = ProgramSpec.from_asm(text, prog_type=ptype, name=prog_name)
+    key = f"skb/{prog_name}/{pkt_name}/{ctx_name}"
+    assert_sim_golden(key, spec, PACKETS[pkt_name], CTX_VARIANTS[ctx_name])
 
 
 # ---------------------------------------------------------------------------- refusals
@@ -300,7 +320,16 @@ REFUSALS: dict[str, tuple[bytes, bytes | None]] = {
 def test_skb_refusals(kernel, ptype: str, case: str) -> None:
     data_in, ctx_in = REFUSALS[case]
     spec = ProgramSpec.from_asm(RET1, prog_type=ptype)
-    assert_same(kernel, spec, data_in, ctx_in)
+    want = assert_same(kernel, spec, data_in, ctx_in)
+    kernel_golden(f"skb_refusal/{ptype}/{case}", digest(want))
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+@pytest.mark.parametrize("ptype", SKB_TYPES)
+def test_skb_refusals_sim(ptype: str, case: str) -> None:
+    data_in, ctx_in = REFUSALS[case]
+    spec = ProgramSpec.from_asm(RET1, prog_type=ptype)
+    assert_sim_golden(f"skb_refusal/{ptype}/{case}", spec, data_in, ctx_in)
 
 
 # ---------------------------------------------------------------------------- repeat
@@ -340,6 +369,17 @@ def test_skb_repeat(kernel, ptype: str, repeat: int) -> None:
     for ctx_in in (None, bytes(192)):
         got = assert_same(kernel, spec, IPV4, ctx_in, repeat)
         assert got.retval == max(repeat, 1)
+        kernel_golden(f"skb_repeat/{ptype}/{repeat}/{ctx_in is not None}", digest(got))
+
+
+@pytest.mark.parametrize("repeat", [0, 1, 2, 7])
+@pytest.mark.parametrize("ptype", ["tc", "socket"])
+def test_skb_repeat_sim(ptype: str, repeat: int) -> None:
+    text = REPEAT_TC if ptype == "tc" else REPEAT_SOCKET
+    spec = ProgramSpec.from_asm(text, prog_type=ptype)
+    for ctx_in in (None, bytes(192)):
+        key = f"skb_repeat/{ptype}/{repeat}/{ctx_in is not None}"
+        assert_sim_golden(key, spec, IPV4, ctx_in, repeat)
 
 
 # ---------------------------------------------------------------------------- sim only

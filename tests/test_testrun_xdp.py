@@ -8,7 +8,15 @@ from __future__ import annotations
 import struct
 
 import pytest
-from _testrun import PACKETS, SHORT_PACKETS, assert_same, sim_programs
+from _testrun import (
+    PACKETS,
+    SHORT_PACKETS,
+    assert_same,
+    assert_sim_golden,
+    digest,
+    kernel_golden,
+    sim_programs,
+)
 
 from netbpf import ProgramSpec
 from netbpf.hooks.context import host_devices
@@ -124,7 +132,16 @@ CASES: dict[str, tuple[bytes, bytes | None]] = {
 def test_xdp_program(kernel, section: str, case: str) -> None:
     data_in, ctx_in = CASES[case]
     spec = ProgramSpec.from_asm(XDP_PROG, prog_type=section)
-    assert_same(kernel, spec, data_in, ctx_in)
+    want = assert_same(kernel, spec, data_in, ctx_in)
+    kernel_golden(f"xdp/{section}/{case}", digest(want))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("section", ["xdp", "xdp.frags"])
+def test_xdp_program_sim(section: str, case: str) -> None:
+    data_in, ctx_in = CASES[case]
+    spec = ProgramSpec.from_asm(XDP_PROG, prog_type=section)
+    assert_sim_golden(f"xdp/{section}/{case}", spec, data_in, ctx_in)
 
 
 @pytest.mark.parametrize("repeat", [0, 1, 3])
@@ -133,7 +150,16 @@ def test_xdp_repeat(kernel, case: str, repeat: int) -> None:
     """The same frame is reused: the metadata word and the MAC byte change on every run."""
     data_in, ctx_in = CASES[case]
     spec = ProgramSpec.from_asm(XDP_PROG, prog_type="xdp")
-    assert_same(kernel, spec, data_in, ctx_in, repeat)
+    want = assert_same(kernel, spec, data_in, ctx_in, repeat)
+    kernel_golden(f"xdp_repeat/{case}/{repeat}", digest(want))
+
+
+@pytest.mark.parametrize("repeat", [0, 1, 3])
+@pytest.mark.parametrize("case", ["ipv4_tcp", "meta4", "ctx_exact"])
+def test_xdp_repeat_sim(case: str, repeat: int) -> None:
+    data_in, ctx_in = CASES[case]
+    spec = ProgramSpec.from_asm(XDP_PROG, prog_type="xdp")
+    assert_sim_golden(f"xdp_repeat/{case}/{repeat}", spec, data_in, ctx_in, repeat)
 
 
 @pytest.mark.parametrize("section", ["xdp/devmap", "xdp/cpumap", "xdp.frags/devmap"])
@@ -141,6 +167,13 @@ def test_xdp_map_programs_cannot_be_test_run(kernel, section: str) -> None:
     spec = ProgramSpec.from_asm("r0 = 2\nexit\n", prog_type=section)
     got = assert_same(kernel, spec, PKT)
     assert got.kind == "refused"
+    kernel_golden(f"xdp_map/{section}", digest(got))
+
+
+@pytest.mark.parametrize("section", ["xdp/devmap", "xdp/cpumap", "xdp.frags/devmap"])
+def test_xdp_map_programs_cannot_be_test_run_sim(section: str) -> None:
+    spec = ProgramSpec.from_asm("r0 = 2\nexit\n", prog_type=section)
+    assert_sim_golden(f"xdp_map/{section}", spec, PKT)
 
 
 @pytest.mark.parametrize("retval", [0, 1, 2, 3, 4, 5, 0x7FFFFFFF, -1])
