@@ -113,7 +113,7 @@ class ArrayMap(Map):
     def _read(self, i: int) -> Any:
         st = self.values_store
         if self.percpu:
-            return [st.get(i, c) for c in range(self.ncpus)]
+            return [st.get_long(i, c) for c in range(self.ncpus)]
         return self._mask_lock(st.get(i))
 
     # -- user space
@@ -144,7 +144,7 @@ class ArrayMap(Map):
         if self.percpu:
             if cpu is None:
                 for c, v in enumerate(value):
-                    st.set(i, v, c)
+                    st.set_long(i, v, c)
             else:
                 st.set(i, value, cpu)
         else:

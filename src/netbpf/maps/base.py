@@ -185,19 +185,24 @@ class ValueStore:
             self.chunk = max(capacity, 1)
         else:
             self.chunk = chunk or max(1, min(max(capacity, 1), 65536 // self.elem_size or 1))
-        nchunks = (capacity + self.chunk - 1) // self.chunk if capacity else 0
-        self._bufs: list[list[bytearray | None]] = [[None] * nchunks for _ in range(copies)]
-        self._regions: list[list[Region | None]] = [[None] * nchunks for _ in range(copies)]
+        # chunk lists grow on demand (a lazy store may hold millions of slots)
+        self._bufs: list[list[bytearray | None]] = [[] for _ in range(copies)]
+        self._regions: list[list[Region | None]] = [[] for _ in range(copies)]
         self._mem: AddressSpace | None = None
         self._addr0: list[int] = [0] * copies
         if prealloc and capacity:
             self._alloc_chunk(0)
 
     def _chunk_bytes(self, c: int) -> int:
-        n = min(self.chunk, self.capacity - c * self.chunk) * self.elem_size
+        n = min(self.chunk, max(self.capacity - c * self.chunk, 0)) * self.elem_size
         return round_up(n, 4096) if self.page_align else n
 
     def _alloc_chunk(self, c: int) -> None:
+        if c * self.chunk >= self.capacity:
+            raise _Errno(_errno.ENOMEM, f"{self.name}: slot beyond capacity {self.capacity}")
+        for per in (*self._bufs, *self._regions):
+            if len(per) <= c:
+                per.extend([None] * (c + 1 - len(per)))  # type: ignore[list-item]
         size = self._chunk_bytes(c)
         if size * self.copies > MAX_SIM_ALLOC:
             raise _Errno(_errno.ENOMEM, f"{size * self.copies} bytes of values")
@@ -220,7 +225,8 @@ class ValueStore:
     def buf(self, slot: int, cpu: int = 0) -> tuple[bytearray, int]:
         """(buffer, offset) of a slot's value on one CPU, allocating its chunk."""
         c, i = divmod(slot, self.chunk)
-        b = self._bufs[cpu][c]
+        per = self._bufs[cpu]
+        b = per[c] if c < len(per) else None
         if b is None:
             self._alloc_chunk(c)
             b = self._bufs[cpu][c]
@@ -232,8 +238,22 @@ class ValueStore:
         return bytes(b[o : o + self.value_size])
 
     def set(self, slot: int, data: bytes, cpu: int = 0) -> None:
+        if len(data) != self.value_size:  # a slice assignment must never resize
+            raise ValueError(f"{self.name}: value of {len(data)} bytes, not {self.value_size}")
         b, o = self.buf(slot, cpu)
         b[o : o + self.value_size] = data
+
+    def get_long(self, slot: int, cpu: int = 0) -> bytes:
+        """The value with its padding to 8 bytes (what per-CPU maps copy to user space:
+        the kernel's copy_map_value_long)."""
+        b, o = self.buf(slot, cpu)
+        return bytes(b[o : o + self.elem_size])
+
+    def set_long(self, slot: int, data: bytes, cpu: int = 0) -> None:
+        if len(data) != self.elem_size:
+            raise ValueError(f"{self.name}: value of {len(data)} bytes, not {self.elem_size}")
+        b, o = self.buf(slot, cpu)
+        b[o : o + self.elem_size] = data
 
     def zero(self, slot: int, cpu: int = 0) -> None:
         b, o = self.buf(slot, cpu)
@@ -244,11 +264,12 @@ class ValueStore:
         if self._mem is None:
             return 0
         if slot < self.chunk:
-            if self._bufs[cpu][0] is None:
+            if not self._bufs[cpu] or self._bufs[cpu][0] is None:
                 self._alloc_chunk(0)
             return self._addr0[cpu] + slot * self.elem_size
         c, i = divmod(slot, self.chunk)
-        r = self._regions[cpu][c]
+        per = self._regions[cpu]
+        r = per[c] if c < len(per) else None
         if r is None:
             self._alloc_chunk(c)
             r = self._regions[cpu][c]
@@ -468,30 +489,32 @@ class Map:
         return value
 
     def _percpu_value(self, value: Any) -> list[bytes]:
+        """One ``round_up(value_size, 8)``-byte chunk per CPU: the kernel copies the
+        padding too (copy_map_value_long), so it is part of the stored value."""
         vs = self.value_size
+        stride = round_up(vs, 8)
         if isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value)
-            stride = round_up(vs, 8)
             if len(raw) != stride * self.ncpus:
                 raise MapError(
                     f"{self._what()}: a per-CPU value is a list of {self.ncpus} values or "
                     f"{stride * self.ncpus} packed bytes, not {len(raw)} bytes",
                     errno=_errno.EINVAL,
                 )
-            return [raw[i * stride : i * stride + vs] for i in range(self.ncpus)]
+            return [raw[i * stride : (i + 1) * stride] for i in range(self.ncpus)]
         if not isinstance(value, Sequence) or isinstance(value, str):
             raise MapError(
                 f"{self._what()}: a per-CPU value is a list of {self.ncpus} bytes values",
                 errno=_errno.EINVAL,
             )
         out = [bytes(v) for v in value]
-        if len(out) != self.ncpus or any(len(v) != vs for v in out):
+        if len(out) != self.ncpus or any(len(v) not in (vs, stride) for v in out):
             raise MapError(
                 f"{self._what()}: a per-CPU value is {self.ncpus} values of {vs} bytes "
                 f"(got {len(out)} values of sizes {sorted({len(v) for v in out})})",
                 errno=_errno.EINVAL,
             )
-        return out
+        return [v + bytes(stride - len(v)) for v in out]
 
     def _mask_lock(self, value: bytes) -> bytes:
         """User space never sees the bpf_spin_lock word (the kernel zeroes it)."""
@@ -540,14 +563,13 @@ class Map:
         """A per-CPU map's value as a list of ``ncpus`` values (CPU 0 first)."""
         if not self.percpu:
             raise MapError(f"{self._what()}: not a per-CPU map", errno=_errno.EINVAL)
-        return self._percpu_value(self.lookup(key, flags=flags))
+        return [v[: self.value_size] for v in self._percpu_value(self.lookup(key, flags=flags))]
 
     def _pack(self, value: Any) -> Any:
         """User-space buffers of per-CPU maps hold every CPU's value at a stride of
         round_up(value_size, 8), CPU 0 first (what bpf() and libbpf move)."""
         if self.percpu and isinstance(value, list):
-            pad = bytes(round_up(self.value_size, 8) - self.value_size)
-            return b"".join(v + pad for v in value)
+            return b"".join(value)
         return value
 
     @property

@@ -210,7 +210,7 @@ class HashMap(Map):
         if self.percpu:
             if cpu is None:
                 for c, v in enumerate(value):
-                    st.set(slot, v, c)
+                    st.set_long(slot, v, c)
             else:
                 if new:
                     for c in range(self.ncpus):
@@ -226,7 +226,7 @@ class HashMap(Map):
         st = self.store
         assert st is not None
         if self.percpu:
-            return [st.get(slot, c) for c in range(self.ncpus)]
+            return [st.get_long(slot, c) for c in range(self.ncpus)]
         return self._mask_lock(st.get(slot))
 
     # -- the core operations -----------------------------------------------------------------

@@ -12,7 +12,8 @@ Semantics (checked against the running kernel):
 
 - creation needs BPF_F_NO_PREALLOC; key_size 5..260, value_size >= 1, max_entries >= 1.
 - lookup (user space *and* programs) is a longest-prefix match bounded by the key's
-  prefixlen; update/delete match the exact (prefixlen, data).
+  prefixlen (a prefixlen beyond ``8 * data size`` matches nothing); update/delete
+  match the exact (prefixlen, data).
 - update: flags > BPF_EXIST or prefixlen > 8 * data size -> EINVAL; BPF_NOEXIST on a
   present prefix -> EEXIST; BPF_EXIST on an absent one -> ENOENT; a new prefix in a full
   trie -> ENOSPC (not E2BIG).  Replacing a prefix allocates a new node (new value
@@ -110,10 +111,12 @@ class LpmTrieMap(Map):
         self.max_prefixlen = self.data_size * 8
         self.root: _Node | None = None
         self.n_entries = 0
+        # value-holding nodes: the prefixes, intermediate nodes that were prefixes once
+        # (a delete keeps their memory), and one new node during a replacement
         self.store = ValueStore(
             f"map {self.name!r}",
             self.value_size,
-            self.max_entries + 1,
+            2 * self.max_entries + 1,
             prealloc=False,
             writable=not self.flags & BPF_F_RDONLY_PROG,
         )
@@ -138,7 +141,10 @@ class LpmTrieMap(Map):
         return int.from_bytes(key[:4], "little"), bytes(key[4:])
 
     def _lpm(self, prefixlen: int, data: bytes) -> _Node | None:
-        """trie_lookup_elem: the longest real prefix matching (prefixlen, data)."""
+        """trie_lookup_elem: the longest real prefix matching (prefixlen, data); a key
+        prefixlen beyond the trie's is no match."""
+        if prefixlen > self.max_prefixlen:
+            return None
         found = None
         node = self.root
         maxp = self.max_prefixlen
