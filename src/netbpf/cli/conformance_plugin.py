@@ -85,6 +85,8 @@ ETH_HLEN = 14
 XDP_RESULT_AREA = 16
 
 _XDP_PASS = 2
+#: the virtual clock (ns) bpf_ktime_get_ns reads during a conformance run
+_CLOCK = 10**9
 _SKB_EPILOGUE_RAN = 1
 _M64 = (1 << 64) - 1
 
@@ -117,21 +119,18 @@ def parse_hex(text: str, *, what: str) -> bytes:
     return bytes(out)
 
 
-def conformance_helpers() -> dict[int, HelperFn]:
-    """The helpers a conformance run may call: ``bpf_ktime_get_ns`` (5), a clock that
-    starts at ``env.ktime_ns`` and advances by 1 us per call, so "the clock does not go
-    backwards" holds as in the kernel.  (bpf_conformance's ``call_unwind_fail`` calls
-    helper 5 and only needs it to return.)"""
+def conformance_helpers(prog_type: ProgramType) -> dict[int, HelperFn]:
+    """The helpers a conformance run may call: those netbpf's helper registry gives
+    ``prog_type`` (XDP for memory cases, as the kernel runs them; SCHED_CLS for packet
+    cases).  bpf_conformance's ``call_unwind_fail`` calls helper 5,
+    ``bpf_ktime_get_ns``, which reads the run's virtual clock."""
+    from netbpf.helpers import DEFAULT_REGISTRY
 
-    def ktime_get_ns(env: RunEnv, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-        env.ktime_ns += 1000
-        return env.ktime_ns
-
-    return {5: ktime_get_ns}
+    return DEFAULT_REGISTRY.for_prog_type(prog_type)
 
 
-def _helpers(extra: Mapping[int, HelperFn] | None) -> dict[int, HelperFn]:
-    helpers = conformance_helpers()
+def _helpers(prog_type: ProgramType, extra: Mapping[int, HelperFn] | None) -> dict[int, HelperFn]:
+    helpers = conformance_helpers(prog_type)
     if extra:
         helpers.update(extra)
     return helpers
@@ -156,7 +155,12 @@ def run_vm(
     space = AddressSpace()
     region = Region("mem", bytearray(memory or b""), kind="mem")
     base = space.map(region)
-    env = RunEnv(mem=space, helpers=_helpers(helpers), insn_limit=insn_limit, ktime_ns=10**9)
+    env = RunEnv(
+        mem=space,
+        helpers=_helpers(ProgramType.XDP, helpers),
+        insn_limit=insn_limit,
+        ktime_ns=_CLOCK,
+    )
     if memory:
         r0 = exe.run(env, base, r2=len(memory))
     else:
@@ -205,10 +209,10 @@ def run_vm_skb(
     ctx = space.map(Region("ctx", bytearray(), kind="ctx", writable=False))
     env = RunEnv(
         mem=space,
-        helpers=_helpers(helpers),
+        helpers=_helpers(ProgramType.SCHED_CLS, helpers),
         skb_load=skb_load_from(packet),  # type: ignore[arg-type]
         insn_limit=insn_limit,
-        ktime_ns=10**9,
+        ktime_ns=_CLOCK,
     )
     return Outcome(exe.run(env, ctx) & _M64, bytes(packet))
 
