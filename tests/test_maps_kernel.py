@@ -1084,3 +1084,230 @@ def test_mmapable_array_freeze_busy(kernel: Any) -> None:
     except PermissionError as e:
         kern = ("err", errno_name(e.errno))
     assert outcome(lambda: sim.mmap() and None) == kern
+
+
+# -- the program side: map helpers in the kernel and in the simulator -------------------------
+
+from netbpf.helpers import DEFAULT_REGISTRY  # noqa: E402
+from netbpf.isa.asm import assemble  # noqa: E402
+from netbpf.maps import MapTable  # noqa: E402
+from netbpf.vm.engine import load_executable  # noqa: E402
+from netbpf.vm.env import RunEnv  # noqa: E402
+from netbpf.vm.memory import AddressSpace  # noqa: E402
+
+#: one long-lived address space for every simulated program of this module (as the
+#: SimBackend keeps one per backend)
+TABLE = MapTable(AddressSpace())
+
+
+class Both:
+    """One assembly program run as an XDP program in the kernel (BPF_PROG_TEST_RUN) and
+    in the simulator (the VM with the map helpers), with ``map_fd(i)`` naming the i-th
+    map of each side."""
+
+    def __init__(self, kernel: Any, text: str, sims: list[Any], kms: list[Any]) -> None:
+        from netbpf import ProgramSpec
+
+        ktext = text
+        for i in reversed(range(len(kms))):
+            ktext = ktext.replace(f"map_fd({i})", f"map_fd({kms[i].fd})")
+        self.kprog = kernel.load_program(ProgramSpec.from_asm(ktext, prog_type="xdp"))
+        self.table = TABLE
+        insns = assemble(text)
+        imm64 = {
+            i: self.table.add(sims[ins.imm])
+            for i, ins in enumerate(insns)
+            if ins.opcode == 0x18 and ins.src == 1
+        }
+        self.exe = load_executable(insns, engine="interpreter", imm64=imm64, name="t")
+        self.env = RunEnv(self.table.mem, helpers=DEFAULT_REGISTRY.for_prog_type(ProgramType.XDP))
+
+    def run(self) -> tuple[int, int]:
+        """(sim r0, kernel retval), both as u32."""
+        k = self.kprog.test_run(bytes(64)).retval & 0xFFFFFFFF
+        s = self.exe.run(self.env, 0) & 0xFFFFFFFF
+        return s, k
+
+
+def _key_on_stack(key: int) -> str:
+    return f"r6 = {key}\n*(u32 *)(r10 - 4) = r6\nr2 = r10\nr2 += -4\n"
+
+
+def test_prog_lru_lookup_sets_reference(kernel: Any) -> None:
+    """A program's lookup marks the element: the next insertion evicts another key."""
+    sim, km = pair(kernel, MapType.LRU_HASH, 4, 4, 4, BPF_F_ZERO_SEED)
+    text = _key_on_stack(1) + "r1 = map_fd(0) ll\ncall 1\nr0 = 2\nexit"
+    both = Both(kernel, text, [sim], [km])
+    with on_cpu0():
+        for m in (sim, km):
+            for i in range(1, 5):
+                m.update(u32(i), u32(i))
+        assert both.run() == (2, 2)
+        ops = [lambda m: m.update(u32(5), u32(5)), lambda m: sorted(m.keys())]
+        got = same(sim, km, ops)
+    assert u32(1) in got[-1][1]
+
+
+UPDATE_PROG = """
+    r6 = {key}
+    *(u32 *)(r10 - 4) = r6
+    r6 = {value}
+    *(u64 *)(r10 - 16) = r6
+    r1 = map_fd(0) ll
+    r2 = r10
+    r2 += -4
+    r3 = r10
+    r3 += -16
+    r4 = {flags}
+    call 2
+    exit
+"""
+
+
+@pytest.mark.parametrize(
+    "mtype,k,n,flags",
+    [
+        (MapType.ARRAY, 4, 4, 0),
+        (MapType.PERCPU_ARRAY, 4, 4, 0),
+        (MapType.HASH, 4, 2, 0),
+        (MapType.HASH, 4, 2, BPF_F_NO_PREALLOC),
+        (MapType.PERCPU_HASH, 4, 2, 0),
+        (MapType.LRU_HASH, 4, 2, 0),
+    ],
+)
+def test_prog_update_return_codes(kernel: Any, mtype: MapType, k: int, n: int, flags: int) -> None:
+    if mtype not in (MapType.ARRAY, MapType.PERCPU_ARRAY):
+        flags |= BPF_F_ZERO_SEED
+    sim, km = pair(kernel, mtype, k, 8, n, flags)
+    with on_cpu0():
+        for key, fl in [(1, 0), (1, 1), (1, 2), (2, 2), (2, 0), (3, 0), (7, 0), (1, 3), (1, 4)]:
+            both = Both(kernel, UPDATE_PROG.format(key=key, value=key * 11, flags=fl), [sim], [km])
+            s, kr = both.run()
+            assert s == kr, f"update key {key} flags {fl}: sim {s:#x} kernel {kr:#x}"
+        assert list(sim.items()) == list(km.items())
+
+
+def test_prog_queue_and_lpm(kernel: Any) -> None:
+    qs, qk = pair(kernel, MapType.QUEUE, 0, 4, 2)
+    push = "r6 = {v}\n*(u32 *)(r10 - 4) = r6\nr1 = map_fd(0) ll\nr2 = r10\nr2 += -4\nr3 = {f}\ncall 87\nexit"
+    pop = "r1 = map_fd(0) ll\nr2 = r10\nr2 += -4\ncall {h}\nif r0 != 0 goto +1\nr0 = *(u32 *)(r10 - 4)\nexit"
+    for text in [
+        push.format(v=1, f=0),
+        push.format(v=2, f=0),
+        push.format(v=3, f=0),
+        push.format(v=3, f=2),
+        push.format(v=3, f=1),
+        pop.format(h=89),
+        pop.format(h=88),
+        pop.format(h=88),
+        pop.format(h=88),
+    ]:
+        s, k = Both(kernel, text, [qs], [qk]).run()
+        assert s == k, text
+    ls, lk = pair(kernel, MapType.LPM_TRIE, 8, 4, 8, BPF_F_NO_PREALLOC)
+    for m in (ls, lk):
+        m.update(lpm_key(8, b"\x0a\0\0\0"), u32(8))
+        m.update(lpm_key(24, b"\x0a\x01\x02\0"), u32(24))
+    look = (
+        "r6 = {p}\n*(u32 *)(r10 - 8) = r6\nr6 = {d}\n*(u32 *)(r10 - 4) = r6\n"
+        "r1 = map_fd(0) ll\nr2 = r10\nr2 += -8\ncall 1\nif r0 == 0 goto +1\n"
+        "r0 = *(u32 *)(r0 + 0)\nexit"
+    )
+    for p, d in [(32, 0x0502010A), (32, 0x0503010A), (32, 0x0B), (16, 0x0502010A)]:
+        s, k = Both(kernel, look.format(p=p, d=d), [ls], [lk]).run()
+        assert s == k, (p, hex(d))
+
+
+def _kernel_ringbuf_records(km: Any, size: int) -> list[bytes]:
+    """A libbpf-style consumer of a kernel ring buffer, through mmap."""
+    import mmap
+
+    cons = mmap.mmap(km.fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+    prod = mmap.mmap(km.fd, 4096 + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=4096)
+    out = []
+    c = struct.unpack_from("<Q", cons, 0)[0]
+    p = struct.unpack_from("<Q", prod, 0)[0]
+    while c < p:
+        hdr = struct.unpack_from("<I", prod, 4096 + (c & (size - 1)))[0]
+        if hdr & (1 << 31):
+            break
+        ln = hdr & ~(3 << 30)
+        if not hdr & (1 << 30):
+            o = 4096 + (c & (size - 1)) + 8
+            out.append(bytes(prod[o : o + ln]))
+        c += (ln + 8 + 7) // 8 * 8
+    struct.pack_into("<Q", cons, 0, c)
+    cons.close()
+    prod.close()
+    return out
+
+
+RINGBUF_PROG = """
+    r6 = {v}
+    *(u64 *)(r10 - 8) = r6
+    *(u64 *)(r10 - 16) = r6
+    r1 = map_fd(0) ll
+    r2 = r10
+    r2 += -16
+    r3 = {osize}
+    r4 = {flags}
+    call 130
+    r6 = r0
+    r1 = map_fd(0) ll
+    r2 = {size}
+    r3 = 0
+    call 131
+    if r0 == 0 goto nores
+    r7 = {v}
+    *(u32 *)(r0 + 0) = r7
+    r1 = r0
+    r2 = 0
+    if r7 & 1 goto discard
+    call 132
+    goto query
+discard:
+    call 133
+    goto query
+nores:
+    r6 += 1000
+query:
+    r1 = map_fd(0) ll
+    r2 = {q}
+    call 134
+    r0 <<= 16
+    r0 += r6
+    exit
+"""
+
+
+def test_prog_ringbuf(kernel: Any) -> None:
+    """bpf_ringbuf_output / reserve / submit / discard / query: the same return values
+    and the same records for the consumer, until the ring is full."""
+    size = 4096
+    sim, km = pair(kernel, MapType.RINGBUF, 0, 0, size)
+    for i in range(40):
+        text = RINGBUF_PROG.format(
+            v=i, osize=1 + i % 16, size=4 + (i * 37) % 200, flags=i % 3 if i % 5 else 4, q=i % 5
+        )
+        s, k = Both(kernel, text, [sim], [km]).run()
+        assert s == k, f"step {i}: sim {s:#x} kernel {k:#x}"
+        if i % 7 == 6:
+            assert sim.consume() == _kernel_ringbuf_records(km, size)
+    assert sim.consume() == _kernel_ringbuf_records(km, size)
+
+
+def test_prog_tail_call(kernel: Any) -> None:
+    """A tail call runs the target and never returns; a missing slot falls through."""
+    from netbpf import ProgramSpec
+
+    ktarget = kernel.load_program(ProgramSpec.from_asm("r0 = 42\nexit", prog_type="xdp"))
+    starget = load_executable(assemble("r0 = 42\nexit"), engine="interpreter", name="target")
+    sprog = FakeProg(ProgramType.XDP)
+    sprog.executable = starget  # type: ignore[attr-defined]
+    sim, km = pair(kernel, MapType.PROG_ARRAY, 4, 4, 4)
+    sim.update(u32(1), sprog)
+    km.update(u32(1), u32(ktarget.fd))
+    call = "r1 = 0\nr2 = map_fd(0) ll\nr3 = {i}\ncall 12\nr0 = 7\nexit"
+    for i in (1, 2, 9):
+        both = Both(kernel, call.replace("r1 = 0", "r1 = r1").format(i=i), [sim], [km])
+        assert both.run() == ((42, 42) if i == 1 else (7, 7))

@@ -240,6 +240,8 @@ class HashMap(Map):
                 raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
         elif flags & ~BPF_F_LOCK > BPF_EXIST:
             raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
+        elif flags & BPF_F_LOCK and self.spin_lock_off is None:
+            raise _Errno(_errno.EINVAL, "BPF_F_LOCK on a map without a bpf_spin_lock")
         t = self.table
         old = t.find(key)
         self._check_flags(old, flags)
