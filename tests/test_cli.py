@@ -443,10 +443,15 @@ ERROR_CASES = {
         1,
         "test run refused",
     ),
-    "ELF object before the loader": (
+    "ELF object with --type": (
         lambda t: ["prog", "run", str(EXAMPLES / "xdp_udp_drop.o"), "--type", "xdp"],
-        1,
-        "not supported",
+        2,
+        "--type is for raw and assembly programs",
+    ),
+    "object options on a raw program": (
+        lambda t: [*RUN_XDP, "--set", "verdict=1", "--dump-maps"],
+        2,
+        "--set, --dump-maps need a BPF object (ELF)",
     ),
     "asm of a missing file": (lambda t: ["asm", str(t / "none.s")], 1, "No such file"),
     "asm of binary bytes": (

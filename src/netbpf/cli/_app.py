@@ -142,9 +142,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from netbpf.cli import asm, prog
+    from netbpf.cli import asm, maps, obj, prog
 
+    cli.add_command(obj.obj)
     cli.add_command(prog.prog)
+    cli.add_command(maps.map_group)
     cli.add_command(asm.asm_cmd)
     cli.add_command(asm.disasm_cmd)
 

@@ -3,9 +3,14 @@
 ``prog run`` is BPF_PROG_TEST_RUN from the shell: load a program into a backend (the
 simulator or the running kernel), run it once (or ``--repeat`` times) on a packet and
 a context, and show what came back.  Programs come as raw instruction bytes (what
-``llvm-objcopy -O binary --only-section=SEC`` extracts from an object) or as assembly
-in the llvm-objdump / verifier-log syntax; ELF objects join when the object loader
-lands (``--prog NAME`` then picks the program).
+``llvm-objcopy -O binary --only-section=SEC`` extracts from an object), as assembly
+in the llvm-objdump / verifier-log syntax, or as a whole BPF object (ELF, detected by
+its magic): then ``--prog NAME`` picks the program, the whole object is loaded (maps,
+global data, every program, so tail calls work), ``--set`` and ``--map`` prepare it,
+and ``--dump-maps`` shows every map after the run.
+
+``prog dump`` disassembles one program of an object with its C source lines, map
+names and subprogram labels.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ from typing import Any
 import click
 from rich.text import Text
 
-from netbpf.cli import _common, _render
-from netbpf.errors import NetbpfError, NotSupportedError
+from netbpf.cli import _common, _objects, _render
+from netbpf.errors import NetbpfError
 
 __all__ = ["load_program_file", "prog"]
 
-FORMATS = ("auto", "raw", "asm")
+FORMATS = ("auto", "raw", "asm", "elf")
 
 
 @click.group()
@@ -63,22 +68,12 @@ def default_prog_name(path: str) -> str:
     return _NAME_BAD.sub("_", stem)[:15] or "prog"
 
 
-def load_program_file(path: str, fmt: str, prog_type: str, name: str | None = None) -> Any:
-    """Read ``path`` and build a :class:`~netbpf.ProgramSpec`.  Returns ``(spec,
-    format_used)``.  Errors about the content name the file."""
+def program_from_bytes(raw: bytes, used: str, path: str, prog_type: str, name: str) -> Any:
+    """A :class:`~netbpf.ProgramSpec` from raw instruction bytes or assembly text.
+    Errors about the content name the file."""
     from netbpf.obj.spec import ProgramSpec
 
-    raw = _common.read_input(path)
-    used = sniff_format(raw, path) if fmt == "auto" else fmt
-    name = name or default_prog_name(path)
     try:
-        if used == "elf":
-            raise NotSupportedError(
-                "ELF objects in 'prog run'",
-                "running programs from ELF objects is not in yet; extract the program "
-                "section with 'llvm-objcopy-19 -O binary --only-section=SECTION OBJ "
-                "OUT.bin' and run OUT.bin",
-            )
         if used == "asm":
             text = _common.decode_text(raw, path)
             spec = ProgramSpec.from_asm(text, prog_type=prog_type, name=name)
@@ -91,21 +86,24 @@ def load_program_file(path: str, fmt: str, prog_type: str, name: str | None = No
         err = NetbpfError("the program is empty (no instructions)")
         _common.attach_source(err, path)
         raise err
-    return spec, used
+    return spec
 
 
-#: ``--engine`` names -> the simulator's engine names (netbpf.vm.engine.ENGINES)
-ENGINE_NAMES = {"fast": "fast", "interp": "interpreter"}
+def load_program_file(path: str, fmt: str, prog_type: str, name: str | None = None) -> Any:
+    """Read ``path`` (raw bytes or assembly) and build a :class:`~netbpf.ProgramSpec`.
+    Returns ``(spec, format_used)``.  ELF objects go through the object loader
+    (``prog run OBJ --prog NAME``), not through here."""
+    raw = _common.read_input(path)
+    used = sniff_format(raw, path) if fmt == "auto" else fmt
+    if used == "elf":
+        err = NetbpfError("an ELF object holds programs and maps; run it with --prog NAME")
+        _common.attach_source(err, path)
+        raise err
+    return program_from_bytes(raw, used, path, prog_type, name or default_prog_name(path)), used
 
 
-def _make_backend(backend: str, engine: str | None) -> Any:
-    if backend == "kernel":
-        from netbpf.kernel import KernelBackend
-
-        return KernelBackend()
-    from netbpf.sim import SimBackend
-
-    return SimBackend(engine=ENGINE_NAMES[engine]) if engine else SimBackend()
+ENGINE_NAMES = _objects.ENGINE_NAMES
+_make_backend = _objects.make_backend
 
 
 def _engine_label(be: Any) -> str | None:
@@ -123,10 +121,17 @@ def _engine_label(be: Any) -> str | None:
 @prog.command("run")
 @click.argument("prog_file", metavar="PROG", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
+    "--prog",
+    "prog_name",
+    metavar="NAME",
+    help="The program of the object to run (default: the object's only program).",
+)
+@click.option(
     "--type",
     "prog_type",
     type=_common.ProgTypeParam(),
-    help="Program type, as a section name: xdp, tc, socket, cgroup_skb/ingress, lwt_in...",
+    help="Program type of a raw or assembly PROG, as a section name: xdp, tc, socket, "
+    "cgroup_skb/ingress, lwt_in... (an object's section names it).",
 )
 @click.option(
     "--format",
@@ -134,7 +139,7 @@ def _engine_label(be: Any) -> str | None:
     type=click.Choice(FORMATS),
     default="auto",
     show_default=True,
-    help="How PROG is written: raw instruction bytes or assembly text.",
+    help="How PROG is written: raw instruction bytes, assembly text or an ELF object.",
 )
 @click.option(
     "--data-in",
@@ -177,6 +182,40 @@ def _engine_label(be: Any) -> str | None:
     "(default: the simulator's default).",
 )
 @click.option(
+    "--set",
+    "sets",
+    metavar="VAR=VALUE",
+    multiple=True,
+    callback=_objects.parse_assignment,
+    help="Object only, repeatable: give a global variable (a const volatile knob in "
+    ".rodata too) this initial value before loading.  VALUE is JSON or an integer "
+    "(0x1f), typed by the variable's BTF: --set verdict=1 --set banner=hello.",
+)
+@click.option(
+    "--map",
+    "map_inits",
+    metavar="NAME=JSON",
+    multiple=True,
+    callback=_objects.parse_assignment,
+    help="Object only, repeatable: write entries into map NAME after loading, before "
+    "the run, typed by BTF: --map counts='{\"1\": 5}', or a list of [KEY, VALUE] "
+    "pairs, or NAME=@FILE.json (what --dump-maps --json prints for a map is accepted).",
+)
+@click.option(
+    "--dump-maps",
+    is_flag=True,
+    help="Object only: show every map's contents (and the global variables) after "
+    "the run, decoded through BTF.",
+)
+@click.option(
+    "--pin-path",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Object on --backend kernel only: where maps declared with pinning "
+    "LIBBPF_PIN_BY_NAME are pinned (a bpffs directory; default /sys/fs/bpf).  They "
+    "outlive the command: read them with 'netbpf map dump --pinned DIR/NAME'.",
+)
+@click.option(
     "--data-out",
     "data_out_path",
     metavar="FILE",
@@ -190,12 +229,13 @@ def _engine_label(be: Any) -> str | None:
     type=click.Path(dir_okay=False, allow_dash=True),
     help="Write the context after the run to FILE.",
 )
-@click.option("--name", help="Program name (default: the file name).")
+@click.option("--name", help="Program name of a raw or assembly PROG (default: the file name).")
 @_common.json_option
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
     prog_file: str,
+    prog_name: str | None,
     prog_type: str | None,
     fmt: str,
     data_in: str | None,
@@ -205,28 +245,31 @@ def run_cmd(
     repeat: int,
     backend: str,
     engine: str | None,
+    sets: list[_objects.Assignment],
+    map_inits: list[_objects.Assignment],
+    dump_maps: bool,
+    pin_path: str | None,
     data_out_path: str | None,
     ctx_out_path: str | None,
     name: str | None,
     as_json: bool,
 ) -> None:
-    """Run PROG once on a packet (BPF_PROG_TEST_RUN) and show retval, data_out,
+    """Run a program once on a packet (BPF_PROG_TEST_RUN) and show retval, data_out,
     ctx_out and duration.
 
-    PROG is a file of raw instruction bytes or of assembly, or - for stdin.
+    PROG is a BPF object (ELF, from clang -target bpf), a file of raw instruction
+    bytes or of assembly, or - for stdin.  An object is loaded whole (maps, global
+    data, all its programs) and --prog NAME picks the program that runs.
 
     \b
-    Example:
+    Examples:
       netbpf prog run examples/xdp_udp_drop.bin --type xdp \\
           --data-in examples/packets/udp.bin
+      netbpf prog run counter.o --prog count --data-in pkt.bin \\
+          --set verdict=1 --map counts='{"1": 5}' --dump-maps
     """
     _common.exclusive(ctx, data_in=data_in, data_hex=data_hex)
     _common.exclusive(ctx, ctx_in=ctx_in, ctx_hex=ctx_hex)
-    if prog_type is None:
-        raise click.UsageError(
-            "--type is required: raw and assembly programs do not say which hook they are for",
-            ctx,
-        )
     if backend == "kernel" and engine is not None:
         raise click.UsageError("--engine chooses a simulator engine; it needs --backend sim", ctx)
     stdin_users = [p for p in (prog_file, data_in, ctx_in) if p == "-"]
@@ -238,7 +281,43 @@ def run_cmd(
             "stdout can carry one thing: --data-out -, --ctx-out - or --json", ctx
         )
 
-    spec, used_format = load_program_file(prog_file, fmt, prog_type, name)
+    raw = _common.read_input(prog_file)
+    used_format = sniff_format(raw, prog_file) if fmt == "auto" else fmt
+    object_options = {
+        "--prog": prog_name is not None,
+        "--set": bool(sets),
+        "--map": bool(map_inits),
+        "--dump-maps": dump_maps,
+        "--pin-path": pin_path is not None,
+    }
+    if used_format == "elf":
+        for option, value in (("--type", prog_type), ("--name", name)):
+            if value is not None:
+                raise click.UsageError(
+                    f"{option} is for raw and assembly programs; an object's section "
+                    "names the type and --prog NAME picks the program",
+                    ctx,
+                )
+        if pin_path is not None and backend != "kernel":
+            raise click.UsageError(
+                "--pin-path needs --backend kernel (pins outlive the command only in "
+                "the kernel's bpffs)",
+                ctx,
+            )
+    else:
+        given = [opt for opt, on in object_options.items() if on]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} need{'s' if len(given) == 1 else ''} a BPF object "
+                f"(ELF); {prog_file} is {'assembly' if used_format == 'asm' else 'raw bytes'}",
+                ctx,
+            )
+        if prog_type is None:
+            raise click.UsageError(
+                "--type is required: raw and assembly programs do not say which hook they are for",
+                ctx,
+            )
+
     packet = data_hex if data_hex is not None else b""
     if data_in is not None:
         packet = _common.read_input(data_in)
@@ -246,12 +325,32 @@ def run_cmd(
     if ctx_in is not None:
         context = _common.read_input(ctx_in)
 
-    be = _make_backend(backend, engine)
-    loaded = be.load_program(spec)
-    try:
-        result = loaded.test_run(data_in=packet, ctx_in=context, repeat=repeat)
-    finally:
-        loaded.close()
+    maps_doc: list[dict[str, Any]] | None = None
+    variables_doc: dict[str, Any] | None = None
+    section: str | None = None
+    if used_format == "elf":
+        cspec = _objects.load_object_bytes(raw, prog_file)
+        spec = _objects.pick_program(cspec, prog_name, prog_file)
+        section = spec.section
+        cspec = _objects.apply_sets(cspec, sets, prog_file)
+        be = _make_backend(backend, engine)
+        with _objects.load_collection(be, cspec, pin_path=pin_path) as coll:
+            _objects.apply_map_inits(coll, map_inits, prog_file)
+            result = coll.programs[spec.name].test_run(
+                data_in=packet, ctx_in=context, repeat=repeat
+            )
+            if dump_maps:
+                maps_doc, variables_doc = _dump_collection(coll)
+    else:
+        spec = program_from_bytes(
+            raw, used_format, prog_file, prog_type or "", name or default_prog_name(prog_file)
+        )
+        be = _make_backend(backend, engine)
+        loaded = be.load_program(spec)
+        try:
+            result = loaded.test_run(data_in=packet, ctx_in=context, repeat=repeat)
+        finally:
+            loaded.close()
 
     if data_out_path is not None:
         _common.write_output(data_out_path, result.data_out)
@@ -264,26 +363,30 @@ def run_cmd(
     engine_used = _engine_label(be) if backend == "sim" else None
 
     if as_json:
-        _common.emit_json(
-            {
-                "program": {
-                    "file": prog_file,
-                    "name": spec.name,
-                    "format": used_format,
-                    "prog_type": ptype.name.lower(),
-                    "insns": len(spec.insns),
-                },
-                "backend": backend,
-                "engine": engine_used,
-                "repeat": repeat,
-                "retval": result.retval,
-                "action": action,
-                "data_out": result.data_out.hex(),
-                "ctx_out": result.ctx_out.hex() if result.ctx_out is not None else None,
-                "ctx_out_fields": fields,
-                "duration_ns": result.duration_ns,
-            }
-        )
+        program: dict[str, Any] = {
+            "file": prog_file,
+            "name": spec.name,
+            "format": used_format,
+            "prog_type": ptype.name.lower(),
+            "insns": len(spec.insns),
+        }
+        doc: dict[str, Any] = {
+            "program": program,
+            "backend": backend,
+            "engine": engine_used,
+            "repeat": repeat,
+            "retval": result.retval,
+            "action": action,
+            "data_out": result.data_out.hex(),
+            "ctx_out": result.ctx_out.hex() if result.ctx_out is not None else None,
+            "ctx_out_fields": fields,
+            "duration_ns": result.duration_ns,
+        }
+        if used_format == "elf":
+            program["section"] = section
+            doc["maps"] = maps_doc
+            doc["variables"] = variables_doc
+        _common.emit_json(doc)
         return
 
     # With the packet itself going to stdout, the summary goes to stderr.
@@ -291,9 +394,51 @@ def run_cmd(
     where = backend if engine_used is None else f"{backend}, {engine_used} engine"
     head = Text()
     head.append(spec.name, style="bold")
-    head.append(f"  {ptype.name.lower()}, {len(spec.insns)} insns, on {where}", style="dim")
+    sect = f", section {section!r}" if section is not None else ""
+    head.append(f"  {ptype.name.lower()}{sect}, {len(spec.insns)} insns, on {where}", style="dim")
     out.print(head)
+    _print_result(out, spec, result, packet, repeat, data_out_path, ctx_out_path, action, fields)
+    if maps_doc is not None:
+        _print_maps_after(out, maps_doc, variables_doc or {})
 
+
+def _dump_collection(coll: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every map's contents and every global variable's value, after a run."""
+    from netbpf.maps.constants import LIBBPF_PIN_BY_NAME
+
+    maps = []
+    for name in coll.maps:
+        mspec = coll.spec.maps.get(name)
+        pinned = mspec is not None and mspec.pinning == LIBBPF_PIN_BY_NAME
+        # Popping a queue/stack is harmless here: the collection is closed next,
+        # unless the map is pinned and outlives the command.
+        maps.append(_objects.dump_live_map(coll, name, pop_ok=not pinned))
+    variables = {name: _objects.to_json(v.get()) for name, v in coll.variables.items()}
+    return maps, variables
+
+
+def _print_maps_after(out: Any, maps: list[dict[str, Any]], variables: dict[str, Any]) -> None:
+    """The maps after the run (global variables show inside their .data/.bss/.rodata
+    maps, so the human output does not list them twice; --json has both)."""
+    line = _kv("maps")
+    line.append(f"{len(maps)} after the run")
+    out.print(line)
+    for doc in maps:
+        _objects.print_map_dump(out, doc, indent="  ")
+
+
+def _print_result(
+    out: Any,
+    spec: Any,
+    result: Any,
+    packet: bytes,
+    repeat: int,
+    data_out_path: str | None,
+    ctx_out_path: str | None,
+    action: str | None,
+    fields: dict[str, Any] | None,
+) -> None:
+    ptype = spec.prog_type
     line = _kv("retval")
     line.append(str(result.retval), style="bold")
     if action is not None:
@@ -380,3 +525,168 @@ def format_ns(ns: int) -> str:
     if ns < 1_000_000_000:
         return f"{ns / 1e6:.2f} ms"
     return f"{ns / 1e9:.2f} s"
+
+
+# --------------------------------------------------------------------------- dump
+
+_LD_IMM64 = 0x18
+_CALL = 0x85
+
+
+def dump_rows(spec: Any, style: str) -> list[dict[str, Any]]:
+    """One row per instruction (an LD_IMM64 is one row for its two slots): slot
+    index, bytes as hex, text, the function starting there (func_info) and the C
+    source line in effect (line_info).
+
+    Map references are shown by name, which the instructions alone cannot say (the
+    object leaves their immediates 0 for the loader): ``r1 = map[counts] ll`` and
+    ``r1 = map_value[.rodata]+4 ll``.  Calls and function pointers to subprograms
+    name their target: ``call pc+0x52 <bucket_of>``."""
+    from netbpf.isa.disasm import format_insn
+    from netbpf.uapi import BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC
+
+    insns = spec.insns
+    relocs = {r.slot: r for r in spec.map_relocs}
+    funcs = {f.slot: f.name for f in spec.func_info}
+    lines: dict[int, Any] = {}
+    for li in spec.line_info:
+        lines[li.slot] = li  # the last record for a slot wins, as in source_line()
+    rows: list[dict[str, Any]] = []
+    current: Any = None
+    index = 0
+    while index < len(insns):
+        ins = insns[index]
+        text = format_insn(insns, index, style=style)  # type: ignore[arg-type]
+        pair = ins.opcode == _LD_IMM64 and not text.startswith(".quad")
+        width = 2 if pair else 1
+        reloc = relocs.get(index)
+        if reloc is not None and pair:
+            if reloc.offset is None:
+                text = f"r{ins.dst} = map[{reloc.map}] ll"
+            else:
+                text = f"r{ins.dst} = map_value[{reloc.map}]+{reloc.offset} ll"
+        elif (ins.opcode == _CALL and ins.src == BPF_PSEUDO_CALL) or (
+            pair and ins.src == BPF_PSEUDO_FUNC
+        ):
+            target = funcs.get(index + ins.imm + 1)
+            if target:
+                text += f" <{target}>"
+        started = index in lines
+        if started:
+            current = lines[index]
+        raw = b"".join(i.encode() for i in insns[index : index + width])
+        rows.append(
+            {
+                "index": index,
+                "hex": raw.hex(),
+                "text": text,
+                "function": funcs.get(index),
+                "source": None
+                if current is None
+                else {
+                    "file": current.file,
+                    "line": current.line,
+                    "col": current.col,
+                    "text": current.text,
+                },
+                "_new_line": started,
+            }
+        )
+        index += width
+    return rows
+
+
+def _signature(spec: Any, slot: int) -> str | None:
+    """The C prototype of the function at ``slot`` from its BTF FUNC type."""
+    from netbpf.obj.btf import FuncLinkage
+
+    btf = spec.btf
+    fi = next((f for f in spec.func_info if f.slot == slot), None)
+    if btf is None or fi is None:
+        return None
+    try:
+        proto = str(btf.format_type(fi.type_id))
+        static = getattr(btf.type(fi.type_id), "linkage", None) == FuncLinkage.STATIC
+    except NetbpfError:
+        return None
+    return f"static {proto}" if static else proto
+
+
+@prog.command("dump")
+@click.argument("obj_file", metavar="OBJ", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--prog",
+    "prog_name",
+    metavar="NAME",
+    help="The program to show (default: the object's only program).",
+)
+@click.option(
+    "--style",
+    type=click.Choice(["llvm", "verifier"]),
+    default="llvm",
+    show_default=True,
+    help="llvm: like llvm-objdump -S (index, bytes, text); verifier: like the kernel "
+    "verifier log and bpftool ('5: (18) r1 = map[counts] ll').",
+)
+@_common.json_option
+def dump_cmd(obj_file: str, prog_name: str | None, style: str, as_json: bool) -> None:
+    """Disassemble one program of the object OBJ with its C source lines.
+
+    Like 'llvm-objdump -S' or 'bpftool prog dump xlated linum', from the file: the
+    program as the loader links it (its subprograms appended, labelled with their
+    names), C source lines from BTF line info (build with -g), and map references by
+    name: 'r1 = map[counts] ll', 'r1 = map_value[.rodata]+4 ll' (global data).
+
+    \b
+    Example:
+      netbpf prog dump examples/xdp_udp_drop.o --prog xdp_udp_drop
+    """
+    cspec = _objects.load_object(obj_file)
+    spec = _objects.pick_program(cspec, prog_name, obj_file)
+    try:
+        rows = dump_rows(spec, style)
+    except NetbpfError as exc:
+        _common.attach_source(exc, obj_file)
+        raise
+    functions = [
+        {"name": f.name, "index": f.slot, "signature": _signature(spec, f.slot)}
+        for f in spec.func_info
+    ]
+    if as_json:
+        _common.emit_json(
+            {
+                "file": obj_file,
+                "program": spec.name,
+                "section": spec.section,
+                "prog_type": spec.prog_type.name.lower(),
+                "style": style,
+                "functions": functions,
+                "insns": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+            }
+        )
+        return
+    # Plain text, like llvm-objdump: listings are read, piped and diffed.
+    signatures = {f["index"]: f["signature"] for f in functions}
+    click.echo(
+        f"{spec.name}: {spec.prog_type.name.lower()}, section '{spec.section}', "
+        f"{len(spec.insns)} insns"
+    )
+    if not spec.line_info:
+        click.echo("; (no BTF line info: build the object with -g to see C source lines)")
+    last_line: tuple[str, int] | None = None
+    for row in rows:
+        if row["function"] is not None:
+            sig = signatures.get(row["index"])
+            click.echo("")
+            click.echo(f"<{row['function']}>:" + (f"  ; {sig}" if sig else ""))
+            last_line = None
+        src = row["source"]
+        if row["_new_line"] and src is not None and (src["file"], src["line"]) != last_line:
+            last_line = (src["file"], src["line"])
+            where = f"{Path(src['file']).name}:{src['line']}:{src['col']}"
+            click.echo(f"; {src['text'].strip()}  [{where}]")
+        if style == "llvm":
+            pairs = " ".join(row["hex"][k : k + 2] for k in range(0, len(row["hex"]), 2))
+            click.echo(f"{row['index']:>8}:\t{pairs}\t{row['text']}")
+        else:
+            click.echo(f"{row['index']}: ({row['hex'][:2]}) {row['text']}")
