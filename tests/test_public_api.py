@@ -12,6 +12,8 @@ EXPORTED = [
     "AssemblerError",
     "AttachType",
     "Backend",
+    "Collection",
+    "CollectionSpec",
     "InstructionError",
     "KernelBackend",
     "KernelError",
@@ -28,6 +30,7 @@ EXPORTED = [
     "TestRunResult",
     "XdpAction",
     "__version__",
+    "load_collection_spec",
 ]
 
 
@@ -66,3 +69,9 @@ def test_the_documented_contract_exists() -> None:
         "duration_ns",
     ]
     assert netbpf.__version__
+    params = inspect.signature(netbpf.load_collection_spec).parameters
+    assert next(iter(params)) == "source"
+    for backend in (netbpf.SimBackend, netbpf.KernelBackend):
+        assert callable(backend.load)
+    assert callable(netbpf.Collection.typed_map)
+    assert hasattr(netbpf.Collection, "__enter__")

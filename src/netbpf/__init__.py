@@ -7,6 +7,7 @@ and a kernel backend that loads the same objects into the running kernel.
 from __future__ import annotations
 
 from netbpf.backend import Backend, Program, TestRunResult
+from netbpf.collection import Collection
 from netbpf.errors import (
     AssemblerError,
     InstructionError,
@@ -18,6 +19,7 @@ from netbpf.errors import (
     TestRunError,
 )
 from netbpf.kernel import KernelBackend
+from netbpf.obj.collection import CollectionSpec, load_collection_spec
 from netbpf.obj.spec import ProgramSpec
 from netbpf.sim import SimBackend
 from netbpf.uapi import AttachType, MapType, ProgramType, XdpAction
@@ -28,6 +30,8 @@ __all__ = [
     "AssemblerError",
     "AttachType",
     "Backend",
+    "Collection",
+    "CollectionSpec",
     "InstructionError",
     "KernelBackend",
     "KernelError",
@@ -44,4 +48,5 @@ __all__ = [
     "TestRunResult",
     "XdpAction",
     "__version__",
+    "load_collection_spec",
 ]

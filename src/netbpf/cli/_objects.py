@@ -307,7 +307,7 @@ def _read_json_arg(option: str, name: str, text: str) -> Any:
         ) from None
 
 
-def _entries(doc: Any, option: str, name: str) -> list[tuple[Any, Any, bool]]:
+def _entries(doc: Any) -> list[tuple[Any, Any, bool]]:
     """(key, value, key_is_text) pairs from the accepted JSON shapes: an object
     ``{"KEY": VALUE}``, or a list of ``[KEY, VALUE]`` pairs or of
     ``{"key": KEY, "value": VALUE}`` objects (what a dump prints)."""
@@ -322,13 +322,11 @@ def _entries(doc: Any, option: str, name: str) -> list[tuple[Any, Any, bool]]:
                 out.append((item[0], item[1], False))
             else:
                 raise NetbpfError(
-                    f"{option} {name}: entry {i} is neither [KEY, VALUE] nor "
-                    '{"key": KEY, "value": VALUE}'
+                    f'entry {i} is neither [KEY, VALUE] nor {{"key": KEY, "value": VALUE}}'
                 )
         return out
     raise NetbpfError(
-        f"{option} {name}: expected a JSON object {{KEY: VALUE}} or a list of entries, "
-        f"got {type(doc).__name__}"
+        f"expected a JSON object {{KEY: VALUE}} or a list of entries, got {type(doc).__name__}"
     )
 
 
@@ -338,46 +336,49 @@ def _templates(tm: TypedMap) -> tuple[Any, Any]:
     return key_t, value_t
 
 
+def _fill_map(tm: TypedMap, doc: Any) -> None:
+    """Write the entries of one ``--map`` document (errors name the key)."""
+    from netbpf.uapi import MapType
+
+    key_t, value_t = _templates(tm)
+    mtype = getattr(tm.raw, "map_type", None)
+    if mtype in (MapType.QUEUE, MapType.STACK):
+        if not isinstance(doc, list):
+            raise NetbpfError(f"a {mtype.name.lower()} map takes a JSON list of values")
+        for i, value in enumerate(doc):
+            try:
+                tm.push(from_json(value, value_t))
+            except NetbpfError as exc:
+                raise NetbpfError(f"value {i}: {exc}") from None
+        return
+    for key, value, key_is_text in _entries(doc):
+        try:
+            k = _key_from_text(key, key_t) if key_is_text else from_json(key, key_t)
+            if tm.percpu:
+                if not isinstance(value, list):
+                    value = [value] * tm.ncpus  # one value for every CPU
+                v: Any = [from_json(x, value_t) for x in value]
+            else:
+                v = from_json(value, value_t)
+            tm.update(k, v)
+        except NetbpfError as exc:
+            raise NetbpfError(f"key {key!r}: {exc}") from None
+
+
 def apply_map_inits(coll: Collection, inits: list[Assignment], file: str) -> None:
     """``--map NAME=JSON`` / ``NAME=@FILE``: write entries into a loaded map through
     its BTF types before the run.  Queue and stack maps take a JSON list of values
     (pushed in order).  A per-CPU map takes a list per value, or one value for every
     CPU."""
-    from netbpf.uapi import MapType
-
     for name, text in inits:
         if name not in coll.maps:
             raise NetbpfError(
                 f"--map {name}: {file} has no map {name!r}; maps: {_names(coll.maps)}"
             )
         doc = _read_json_arg("--map", name, text)
-        tm = coll.typed_map(name)
-        key_t, value_t = _templates(tm)
-        mtype = getattr(tm.raw, "map_type", None)
         try:
-            if mtype in (MapType.QUEUE, MapType.STACK):
-                if not isinstance(doc, list):
-                    raise NetbpfError(
-                        f"--map {name}: a {mtype.name.lower()} map takes a JSON list of values"
-                    )
-                for value in doc:
-                    tm.push(from_json(value, value_t))
-                continue
-            for key, value, key_is_text in _entries(doc, "--map", name):
-                k = _key_from_text(key, key_t) if key_is_text else from_json(key, key_t)
-                if tm.percpu:
-                    if not isinstance(value, list):
-                        value = [value] * tm.ncpus
-                    v: Any = [from_json(x, value_t) for x in value]
-                else:
-                    v = from_json(value, value_t)
-                try:
-                    tm.update(k, v)
-                except NetbpfError as exc:
-                    raise NetbpfError(f"--map {name}: key {key!r}: {exc}") from None
+            _fill_map(coll.typed_map(name), doc)
         except NetbpfError as exc:
-            if str(exc).startswith(f"--map {name}"):
-                raise
             raise NetbpfError(f"--map {name}: {exc}") from None
 
 
