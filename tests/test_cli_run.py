@@ -9,6 +9,8 @@ and the kernel agree on retval, packet and every map after the same run.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -381,3 +383,43 @@ def test_corrupted_object_in_prog_run(flow_obj: str, tmp_path: Path) -> None:
     cut.write_bytes(data[:200])
     doc = assert_fails(["prog", "run", str(cut), "--data-hex", PACKET_HEX], 1, str(cut))
     assert doc["type"] in ("ElfError", "ObjectError")
+
+
+# ------------------------------------------------------------------------ README
+
+
+def _readme_tour() -> list[str]:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme.split("### Objects", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    return [ln.split("  #")[0].strip() for ln in block.strip().splitlines()]
+
+
+def test_readme_object_tour_runs(compile_bpf) -> None:
+    """The README's object tour, command by command, on the object compile_bpf builds
+    from the same source with the same flags."""
+    tour = _readme_tour()
+    clang = shlex.split(tour[0])
+    assert clang[0] == "clang-19" and clang[-1] == "flow.o"
+    source = clang[clang.index("-c") + 1]
+    assert source == "tests/progs/cli_flow.c"
+    flags = clang[1 : clang.index("-c")]
+    assert flags == ["-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu"]
+    obj = str(compile_bpf(source.removeprefix("tests/progs/")))
+    commands = [shlex.split(ln) for ln in tour[1:]]
+    assert [c[:3] for c in commands] == [
+        ["netbpf", "obj", "show"],
+        ["netbpf", "prog", "dump"],
+        ["netbpf", "prog", "run"],
+        ["netbpf", "map", "dump"],
+    ]
+    docs = []
+    for argv in commands:
+        args = [obj if a == "flow.o" else a for a in argv[1:]]
+        args = [str(EXAMPLES.parent / a) if a.startswith("examples/") else a for a in args]
+        assert invoke(*args).exit_code == 0, argv
+        docs.append(run_json(*args))
+    run, dump = docs[2], docs[3]
+    assert (run["retval"], run["action"]) == (1, "XDP_DROP")  # --set verdict=1
+    assert entries(run, "limits")[0] == 1500
+    assert entries(dump, ".rodata") == {0: {"verdict": 2, "min_len": 64}}
