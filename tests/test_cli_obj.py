@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _cli import assert_fails, invoke, run_json
+from _cli import assert_fails, invoke, one_error_line, run_json
 from elftools.elf.elffile import ELFFile
 
 PROGS = Path(__file__).resolve().parent / "progs"
@@ -367,3 +367,38 @@ def test_obj_commands_have_json_and_help() -> None:
     top = invoke("--help").stdout
     for group in ("obj", "prog", "map"):
         assert group in top
+
+
+def test_mutated_btf_never_escapes_the_error_policy(flow_obj: str, tmp_path: Path) -> None:
+    """Bytes flipped in .BTF / .BTF.ext (names, source lines, types): every command
+    either works (strings it cannot decode shown with U+FFFD) or prints one error
+    line; never an internal error or a traceback."""
+    import random
+
+    data = Path(flow_obj).read_bytes()
+    with open(flow_obj, "rb") as f:
+        elf = ELFFile(f)
+        spans = []
+        for name in (".BTF", ".BTF.ext"):
+            sec = elf.get_section_by_name(name)
+            assert sec is not None
+            spans.append((sec["sh_offset"], sec["sh_size"]))
+    rng = random.Random(20261125)
+    path = tmp_path / "mutant.o"
+    outcomes = set()
+    for _ in range(40):
+        mutant = bytearray(data)
+        for _ in range(rng.randint(1, 6)):
+            start, size = rng.choice(spans)
+            mutant[start + rng.randrange(size)] = rng.randrange(0x80, 0x100)
+        path.write_bytes(bytes(mutant))
+        for args in (["obj", "show", str(path)], ["prog", "dump", str(path), "--prog", "flow_xdp"]):
+            for extra in ((), ("--json",)):
+                result = invoke(*args, *extra)
+                assert result.exit_code in (0, 1), (args, result.stderr)
+                if result.exit_code:
+                    one_error_line(result)
+                else:
+                    assert result.stderr == ""
+                outcomes.add(result.exit_code)
+    assert outcomes == {0, 1}  # the mutations did reach both paths

@@ -45,9 +45,27 @@ def json_option(f: F) -> F:
     )(f)
 
 
+def clean(value: Any) -> Any:
+    """``value`` with every string made printable: names and source lines read from
+    an object are decoded with ``surrogateescape`` (a corrupted or non-UTF-8 object
+    keeps its bytes), and a lone surrogate cannot be written to a terminal or put in
+    JSON; each undecodable byte becomes U+FFFD.  Recurses into dicts and lists."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return value
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
 def emit_json(doc: dict[str, Any]) -> None:
     """Write one JSON document (and a newline) to stdout."""
-    click.echo(json.dumps(doc, indent=2))
+    click.echo(json.dumps(clean(doc), indent=2))
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -445,6 +445,8 @@ def print_map_dump(out: Any, doc: dict[str, Any], *, indent: str = "  ") -> None
     """Human rendering of :func:`dump_live_map`'s document."""
     from rich.text import Text
 
+    doc = _common.clean(doc)
+
     head = Text(indent)
     head.append(doc["name"], style="bold")
     shape = (

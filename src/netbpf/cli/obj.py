@@ -162,7 +162,7 @@ def show_cmd(obj_file: str, as_json: bool) -> None:
       netbpf obj show examples/xdp_udp_drop.o
     """
     spec = _objects.load_object(obj_file)
-    doc = describe_object(spec, obj_file)
+    doc = _common.clean(describe_object(spec, obj_file))
     if as_json:
         _common.emit_json(doc)
         return

@@ -393,8 +393,8 @@ def run_cmd(
     out = _common.console(stderr=bool(raw_to_stdout))
     where = backend if engine_used is None else f"{backend}, {engine_used} engine"
     head = Text()
-    head.append(spec.name, style="bold")
-    sect = f", section {section!r}" if section is not None else ""
+    head.append(_common.clean(spec.name), style="bold")
+    sect = f", section {_common.clean(section)!r}" if section is not None else ""
     head.append(f"  {ptype.name.lower()}{sect}, {len(spec.insns)} insns, on {where}", style="dim")
     out.print(head)
     _print_result(out, spec, result, packet, repeat, data_out_path, ctx_out_path, action, fields)
@@ -652,12 +652,14 @@ def dump_cmd(obj_file: str, prog_name: str | None, style: str, as_json: bool) ->
         {"name": f.name, "index": f.slot, "signature": _signature(spec, f.slot)}
         for f in spec.func_info
     ]
+    rows, functions = _common.clean(rows), _common.clean(functions)
+    name, section = _common.clean(spec.name), _common.clean(spec.section)
     if as_json:
         _common.emit_json(
             {
                 "file": obj_file,
-                "program": spec.name,
-                "section": spec.section,
+                "program": name,
+                "section": section,
                 "prog_type": spec.prog_type.name.lower(),
                 "style": style,
                 "functions": functions,
@@ -668,8 +670,7 @@ def dump_cmd(obj_file: str, prog_name: str | None, style: str, as_json: bool) ->
     # Plain text, like llvm-objdump: listings are read, piped and diffed.
     signatures = {f["index"]: f["signature"] for f in functions}
     click.echo(
-        f"{spec.name}: {spec.prog_type.name.lower()}, section '{spec.section}', "
-        f"{len(spec.insns)} insns"
+        f"{name}: {spec.prog_type.name.lower()}, section '{section}', {len(spec.insns)} insns"
     )
     if not spec.line_info:
         click.echo("; (no BTF line info: build the object with -g to see C source lines)")
