@@ -143,6 +143,9 @@ def test_obj_show_map_initialisers_pinning_inner_maps(tail_obj: str) -> None:
         "entries": [{"key": 2, "prog": "tail_pass"}],
     }
     assert maps["hits"]["pinning"] == "by_name"
+    pending = maps["pending"]
+    assert (pending["type"], pending["key_size"], pending["value_size"]) == ("queue", 0, 4)
+    assert (pending["key_type"], pending["value_type"]) == (None, "__u32")
     assert maps["recent"]["type"] == "lru_hash"
     assert maps["recent"]["flags"] == ["BPF_F_NO_COMMON_LRU"]
     assert (maps["recent"]["key_type"], maps["recent"]["value_type"]) == ("__u64", "__u32")

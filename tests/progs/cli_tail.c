@@ -1,6 +1,6 @@
 /* Maps whose contents come from the object itself (tests/test_cli_obj.py): a
  * PROG_ARRAY and an ARRAY_OF_MAPS with initialised slots, a map pinned by name, and
- * an LRU hash with flags; `netbpf obj show` summarises them. */
+ * an LRU hash with flags, a queue; `netbpf obj show` summarises them. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -39,6 +39,13 @@ struct {
 	__type(value, __u32);
 } recent SEC(".maps");
 
+/* every entry run pushes the packet length; --map pending='[...]' pushes first */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 8);
+	__type(value, __u32);
+} pending SEC(".maps");
+
 SEC("xdp")
 int tail_pass(struct xdp_md *ctx)
 {
@@ -60,6 +67,7 @@ SEC("xdp")
 int tail_entry(struct xdp_md *ctx)
 {
 	__u32 key = ctx->ingress_ifindex;
+	__u32 len = ctx->data_end - ctx->data;
 	__u64 one = 1, *n;
 
 	n = bpf_map_lookup_elem(&hits, &key);
@@ -67,6 +75,7 @@ int tail_entry(struct xdp_md *ctx)
 		__sync_fetch_and_add(n, 1);
 	else
 		bpf_map_update_elem(&hits, &key, &one, BPF_ANY);
+	bpf_map_push_elem(&pending, &len, BPF_ANY);
 	bpf_tail_call(ctx, &jump, 2);
 	return XDP_DROP;
 }
