@@ -435,3 +435,20 @@ def test_readme_object_tour_runs(compile_bpf) -> None:
     assert (run["retval"], run["action"]) == (1, "XDP_DROP")  # --set verdict=1
     assert entries(run, "limits")[0] == 1500
     assert entries(dump, ".rodata") == {0: {"verdict": 2, "min_len": 64}}
+
+
+def test_only_the_chosen_program_is_loaded(compile_bpf, backend: str) -> None:
+    """cli_verify.o holds a program the kernel's verifier refuses; running the other
+    one still works (the others are not loaded, as with libbpf's autoload off), and
+    running the bad one is one error line naming it."""
+    obj = str(compile_bpf("cli_verify.c"))
+    run = ["prog", "run", obj, "--data-hex", PACKET_HEX, "--backend", backend]
+    doc = run_json(*run, "--prog", "good", "--dump-maps")
+    assert (doc["retval"], doc["action"]) == (2, "XDP_PASS")
+    assert entries(doc, "hits") == {}  # a hash: the lookup found nothing
+    needle = (
+        "program 'no_null_check' (section 'xdp'): R0 invalid mem access 'map_value_or_null'"
+        if backend == "kernel"
+        else "prog 'no_null_check': insn "  # refused by the verifier, or faulting without one
+    )
+    assert_fails([*run, "--prog", "no_null_check"], 1, needle)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from netbpf.cli import _common
-from netbpf.errors import BtfError, MapError, NetbpfError, NotSupportedError
+from netbpf.errors import BtfError, MapError, NetbpfError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netbpf.collection import Collection
@@ -52,6 +52,7 @@ __all__ = [
     "load_object_bytes",
     "make_backend",
     "map_flag_names",
+    "only_program",
     "parse_assignment",
     "pick_program",
     "to_json",
@@ -110,6 +111,25 @@ def pick_program(spec: CollectionSpec, name: str | None, file: str) -> ProgramSp
     return prog
 
 
+def only_program(spec: CollectionSpec, name: str) -> CollectionSpec:
+    """A copy of ``spec`` that loads program ``name`` and the programs PROG_ARRAY
+    initialisers in ``.maps`` name (its tail-call targets), not the others: libbpf's
+    ``bpf_program__set_autoload(prog, false)``.  Every map is still created.  So one
+    program of an object that the verifier refuses does not stop running another."""
+    from netbpf.obj.collection import map_contents
+
+    keep = {name}
+    for mspec in spec.maps.values():
+        for _, value in map_contents(mspec):
+            if isinstance(value, tuple) and len(value) == 2 and value[0] == "prog":
+                keep.add(value[1])
+    if keep >= set(spec.programs):
+        return spec
+    new = spec.copy()
+    new.programs = {k: v for k, v in spec.programs.items() if k in keep}
+    return new
+
+
 # ------------------------------------------------------------------------ backends
 
 #: ``--engine`` names -> the simulator's engine names (netbpf.vm.engine.ENGINES)
@@ -128,16 +148,9 @@ def make_backend(backend: str, engine: str | None) -> Any:
 
 
 def load_collection(be: Any, spec: CollectionSpec, *, pin_path: str | None = None) -> Collection:
-    """``backend.load(spec)`` -> a Collection (``pin_path`` where given)."""
-    load = getattr(be, "load", None)
-    if load is None:
-        raise NotSupportedError(
-            f"loading whole objects on the {getattr(be, 'name', 'this')} backend",
-            "use --backend kernel",
-        )
-    if pin_path is not None:
-        return load(spec, pin_path=pin_path)  # type: ignore[no-any-return]
-    return load(spec)  # type: ignore[no-any-return]
+    """``backend.load(spec)`` -> a Collection; maps pinned by name go under
+    ``pin_path`` (the backend's default, /sys/fs/bpf, when None)."""
+    return be.load(spec, pin_path=pin_path)  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------- NAME=VALUE options

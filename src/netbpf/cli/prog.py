@@ -332,7 +332,7 @@ def run_cmd(
         cspec = _objects.load_object_bytes(raw, prog_file)
         spec = _objects.pick_program(cspec, prog_name, prog_file)
         section = spec.section
-        cspec = _objects.apply_sets(cspec, sets, prog_file)
+        cspec = _objects.only_program(_objects.apply_sets(cspec, sets, prog_file), spec.name)
         be = _make_backend(backend, engine)
         with _objects.load_collection(be, cspec, pin_path=pin_path) as coll:
             _objects.apply_map_inits(coll, map_inits, prog_file)
