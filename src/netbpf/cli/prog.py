@@ -5,9 +5,10 @@ simulator or the running kernel), run it once (or ``--repeat`` times) on a packe
 a context, and show what came back.  Programs come as raw instruction bytes (what
 ``llvm-objcopy -O binary --only-section=SEC`` extracts from an object), as assembly
 in the llvm-objdump / verifier-log syntax, or as a whole BPF object (ELF, detected by
-its magic): then ``--prog NAME`` picks the program, the whole object is loaded (maps,
-global data, every program, so tail calls work), ``--set`` and ``--map`` prepare it,
-and ``--dump-maps`` shows every map after the run.
+its magic): then ``--prog NAME`` picks the program, the object is loaded (every map
+and its global data; the program and the tail-call targets its PROG_ARRAY
+initialisers name, as libbpf with autoload off for the others), ``--set`` and
+``--map`` prepare it, and ``--dump-maps`` shows every map after the run.
 
 ``prog dump`` disassembles one program of an object with its C source lines, map
 names and subprogram labels.
@@ -258,8 +259,9 @@ def run_cmd(
     ctx_out and duration.
 
     PROG is a BPF object (ELF, from clang -target bpf), a file of raw instruction
-    bytes or of assembly, or - for stdin.  An object is loaded whole (maps, global
-    data, all its programs) and --prog NAME picks the program that runs.
+    bytes or of assembly, or - for stdin.  From an object, --prog NAME picks the
+    program; all maps and global data are created, and the program is loaded with
+    the tail-call targets the object's PROG_ARRAY initialisers name.
 
     \b
     Examples:
