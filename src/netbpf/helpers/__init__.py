@@ -8,6 +8,7 @@ helper modules (maps, packet helpers...) register into the same registry on impo
 from __future__ import annotations
 
 from netbpf.helpers import base as _base  # noqa: F401  (registers the base helpers)
+from netbpf.helpers import loop as _loop  # noqa: F401  (registers bpf_loop)
 from netbpf.helpers import maps as _maps  # noqa: F401  (registers the map helpers)
 from netbpf.helpers.registry import DEFAULT_REGISTRY, HelperRegistry, HelperSpec
 

@@ -258,6 +258,7 @@ def prog_test_run_skb(
     repeat: int = 1,
     devices: Mapping[int, NetDevice] | None = None,
     helpers: Mapping[int, HelperFn] | None = None,
+    mem: AddressSpace | None = None,
 ) -> TestRunResult:
     """``bpf_prog_test_run_skb`` (see the module docstring for the exact steps)."""
     if prog_type not in SKB_PROG_TYPES:
@@ -322,7 +323,7 @@ def prog_test_run_skb(
     if ctx is not None:
         _ctx_to_skb(ctx, skb)
 
-    mem = AddressSpace()
+    mem = AddressSpace() if mem is None else mem
     ctx_addr, _table = map_skb_context(skb, prog_type, mem)
     env = RunEnv(
         mem=mem,
@@ -402,6 +403,7 @@ def prog_test_run_xdp(
     repeat: int = 1,
     devices: Mapping[int, NetDevice] | None = None,
     helpers: Mapping[int, HelperFn] | None = None,
+    mem: AddressSpace | None = None,
 ) -> TestRunResult:
     """``bpf_prog_test_run_xdp`` without live frames (see the module docstring)."""
     if attach_type in (AttachType.XDP_DEVMAP, AttachType.XDP_CPUMAP):
@@ -493,7 +495,7 @@ def prog_test_run_xdp(
         xdp.frags.append(bytearray(rest[:PAGE_SIZE]))
         rest = rest[PAGE_SIZE:]
 
-    mem = AddressSpace()
+    mem = AddressSpace() if mem is None else mem
     ctx_addr, _table = map_xdp_context(xdp, attach_type, mem)
     env = RunEnv(
         mem=mem,
@@ -523,11 +525,16 @@ def prog_test_run(
     repeat: int = 1,
     devices: Mapping[int, NetDevice] | None = None,
     helpers: Mapping[int, HelperFn] | None = None,
+    mem: AddressSpace | None = None,
 ) -> TestRunResult:
     """BPF_PROG_TEST_RUN for a loaded program of ``prog_type``.
 
     ``devices`` is the network namespace (ifindex -> :class:`NetDevice`, default only
-    ``lo``); ``helpers`` overrides the program type's helper table.  Raises
+    ``lo``); ``helpers`` overrides the program type's helper table; ``mem`` is the
+    address space to run in (default: a fresh one per run).  With a long-lived
+    ``mem`` -- the SimBackend's, where its maps live -- the run's packet, context and
+    stack regions are added to it and stay there: the caller unmaps them
+    (:meth:`netbpf.sim.memory.SimAddressSpace.run_scope`).  Raises
     :class:`TestRunError` with the kernel's errno where the kernel refuses, and
     :class:`~netbpf.errors.ProgramFault` when the program breaks the sandbox."""
     if prog_type == ProgramType.XDP:
@@ -539,6 +546,7 @@ def prog_test_run(
             repeat=repeat,
             devices=devices,
             helpers=helpers,
+            mem=mem,
         )
     if prog_type in SKB_PROG_TYPES:
         return prog_test_run_skb(
@@ -549,6 +557,7 @@ def prog_test_run(
             repeat=repeat,
             devices=devices,
             helpers=helpers,
+            mem=mem,
         )
     if prog_type in TEST_RUN_KERNEL_TYPES:
         raise NotSupportedError(

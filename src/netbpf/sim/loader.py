@@ -1,0 +1,285 @@
+"""Loading a whole CollectionSpec into the simulator (``SimBackend.load``).
+
+The steps, their order and their outcomes are those of the kernel backend
+(:mod:`netbpf.kernel.loader`, itself libbpf's order), so a collection behaves the same
+on both:
+
+1. maps are created in spec order (:func:`netbpf.maps.create_map`, with the backend's
+   CPU count and resolver); ring buffer sizes are rounded up to a power-of-2 number of
+   pages and a PERF_EVENT_ARRAY with ``max_entries`` 0 gets one slot per possible CPU,
+   as libbpf does; a map-in-map checks its inner maps against ``spec.inner_map``, the
+   template.  Maps pinned by name (``LIBBPF_PIN_BY_NAME``) reuse a compatible map
+   already pinned at ``<pin_path>/<name>`` in the backend's
+   :class:`~netbpf.maps.PinNamespace`, contents and all; an incompatible one fails
+   the load with PinError(EINVAL) listing the differences;
+2. global data is written and ``.rodata`` frozen (its BPF_F_RDONLY_PROG flag already
+   makes its values read-only to programs); new pinned maps are pinned;
+3. map-in-map slots from ``.maps`` initialisers are filled;
+4. each program's LD_IMM64 map references are resolved: BPF_PSEUDO_MAP_FD to the map's
+   CONST_PTR_TO_MAP address, BPF_PSEUDO_MAP_VALUE to the address of byte ``offset``
+   of the map's value (direct value access: arrays with one entry, as the kernel
+   requires).  The instructions are patched the kernel's way (the src register names
+   the pseudo source, imm the map's fd) and the addresses go to the VM through
+   ``load_executable(imm64=...)``.  CO-RE relocations are applied against the target
+   BTF (:meth:`SimBackend.core_btf`, by default the running kernel's
+   ``/sys/kernel/btf/vmlinux``; without one, a program with CO-RE relocations is
+   refused with NotSupportedError naming it).  A program that tail-calls through a
+   PROG_ARRAY claims it for its program type, as the kernel's verifier does;
+5. PROG_ARRAY slots from ``.maps`` initialisers get the programs.
+
+Any failure releases everything created so far and raises; like the kernel backend,
+a map pinned during the failed load stays pinned.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import posixpath
+import struct
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from netbpf.collection import Collection, is_global_data
+from netbpf.errors import ObjectError, PinError
+from netbpf.isa.instruction import Instruction
+from netbpf.isa.validate import validate_program
+from netbpf.kernel.backend import sanitize_name
+from netbpf.kernel.loader import internal_map_name, object_name
+from netbpf.maps import (
+    LIBBPF_PIN_BY_NAME,
+    ArrayMap,
+    MapSpec,
+    ProgArrayMap,
+    map_class,
+)
+from netbpf.maps import Map as SimMap
+from netbpf.obj.btf import apply_core_relocation, compute_core_relocation
+from netbpf.obj.collection import CollectionSpec, map_contents
+from netbpf.obj.spec import ProgramSpec
+from netbpf.sim.maps import SimMapHandle
+from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, MapType
+from netbpf.vm.engine import load_executable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netbpf.sim.backend import SimBackend, SimProgram
+
+__all__ = ["load_collection"]
+
+_LD_IMM64 = 0x18
+_PAGE_SIZE = 4096
+
+
+def _ringbuf_size(size: int) -> int:
+    """libbpf rounds a ring buffer's declared size up to a power-of-2 number of pages."""
+    pages = max(1, (size + _PAGE_SIZE - 1) // _PAGE_SIZE)
+    return (1 << (pages - 1).bit_length()) * _PAGE_SIZE
+
+
+class _Loader:
+    def __init__(self, backend: SimBackend, spec: CollectionSpec, *, pin_path: str | None) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.pin_path = backend.pins.root if pin_path is None else posixpath.normpath(pin_path)
+        self.maps: dict[str, SimMapHandle] = {}
+        self.programs: dict[str, SimProgram] = {}
+        self.created: list[SimMap] = []  # maps this load created (released on failure)
+        self.warnings: list[str] = []
+        self._core_cache: dict[Any, Any] = {}
+
+    # -- top level ---------------------------------------------------------------------
+    def load(self) -> Collection:
+        try:
+            for name, mspec in self.spec.maps.items():
+                self.maps[name] = self._create_map(name, mspec)
+            self._fill_slots("map")
+            for name, pspec in self.spec.programs.items():
+                self.programs[name] = self._load_program(pspec)
+            self._fill_slots("prog")
+        except BaseException:
+            self._close_all()
+            raise
+        lease = self.backend._lease([h.map for h in self.maps.values()])
+        return Collection(
+            self.spec,
+            self.programs,
+            self.maps,
+            backend="sim",
+            resources=[lease],
+            warnings=self.warnings,
+        )
+
+    def _close_all(self) -> None:
+        for obj in [*self.programs.values(), *self.maps.values()]:
+            obj.close()
+        self.backend._release(self.created)
+
+    # -- maps --------------------------------------------------------------------------
+    @staticmethod
+    def _effective_spec(mspec: MapSpec) -> MapSpec:
+        """The spec as libbpf creates it (ring buffer size, perf event array size)."""
+        from netbpf.maps import possible_cpus
+
+        if mspec.type == MapType.PERF_EVENT_ARRAY and mspec.max_entries == 0:
+            return mspec.with_(max_entries=possible_cpus())
+        if mspec.type == MapType.RINGBUF:
+            size = _ringbuf_size(mspec.max_entries)
+            if size != mspec.max_entries:
+                return mspec.with_(max_entries=size)
+        return mspec
+
+    def _kernel_name(self, name: str, mspec: MapSpec) -> str:
+        """The name the kernel backend gives the map (libbpf's rules), which
+        ``info().name`` reports on both backends."""
+        if is_global_data(mspec):
+            return internal_map_name(object_name(self.spec), mspec.extra.get("section", name))
+        return sanitize_name(name)
+
+    def _create_map(self, name: str, mspec: MapSpec) -> SimMapHandle:
+        eff = self._effective_spec(mspec)
+        pin = None
+        kname = self._kernel_name(name, mspec)
+        if mspec.pinning == LIBBPF_PIN_BY_NAME:
+            pin = posixpath.join(self.pin_path, name)
+            if pin in self.backend.pins:
+                m = self._reuse_pinned(name, eff, pin)
+                return SimMapHandle(m, self.backend, name=name, kernel_name=kname)
+        m = self.backend._create_map(eff)
+        self.created.append(m)
+        h = SimMapHandle(m, self.backend, name=name, kernel_name=kname)
+        for idx, value in map_contents(mspec):
+            if isinstance(value, bytes | bytearray):
+                h.update(idx.to_bytes(mspec.key_size, "little"), bytes(value))
+        if mspec.extra.get("freeze"):
+            h.freeze()
+        if pin is not None:
+            self.backend.pins.pin(pin, m)
+        return h
+
+    def _reuse_pinned(self, name: str, eff: MapSpec, path: str) -> SimMap:
+        m = self.backend.pins.get(path)
+        if not isinstance(m, SimMap):
+            raise PinError(
+                path, f"map {name!r}: the object pinned there is not a map", errno=_errno.EINVAL
+            )
+        max_entries, flags = map_class(eff).created_params(eff, m.ncpus)
+        want = {
+            "type": int(eff.type),
+            "key_size": eff.key_size,
+            "value_size": eff.value_size,
+            "max_entries": max_entries,
+            "map_flags": flags,
+            "map_extra": eff.map_extra,
+        }
+        info = m.info()
+        have = {k: getattr(info, k) for k in want}
+        diff = [f"{k} {have[k]} (spec: {want[k]})" for k in want if have[k] != want[k]]
+        if diff:
+            raise PinError(
+                path,
+                f"map {name!r}: the map pinned at {path} is incompatible: " + ", ".join(diff),
+                errno=_errno.EINVAL,
+            )
+        self.backend._adopt(m)
+        return m
+
+    def _fill_slots(self, kind: str) -> None:
+        """Write map-in-map ("map") or PROG_ARRAY ("prog") slots declared in ``.maps``."""
+        for name, mspec in self.spec.maps.items():
+            for idx, value in map_contents(mspec):
+                if not isinstance(value, tuple) or value[0] != kind:
+                    continue
+                target = value[1]
+                pool: dict[str, Any] = self.maps if kind == "map" else self.programs
+                obj = pool.get(target)
+                if obj is None:
+                    raise ObjectError(
+                        f"map {name!r} slot {idx} names {kind} {target!r}, which the object "
+                        "does not define",
+                        file=self.spec.file,
+                        section=".maps",
+                    )
+                self.maps[name].update(
+                    idx.to_bytes(mspec.key_size, "little"), struct.pack("<I", obj.fd)
+                )
+
+    # -- programs ----------------------------------------------------------------------
+    def _reloc_error(self, pspec: ProgramSpec, reason: str) -> ObjectError:
+        return ObjectError(
+            f"program {pspec.name!r}: {reason}", file=self.spec.file, section=pspec.section
+        )
+
+    def _patched(self, pspec: ProgramSpec) -> tuple[list[Instruction], dict[int, int]]:
+        """The instructions with map references and CO-RE relocations applied, and the
+        LD_IMM64 values (slot -> address) for the VM."""
+        insns = list(pspec.insns)
+        imm64: dict[int, int] = {}
+        for r in pspec.map_relocs:
+            h = self.maps.get(r.map)
+            if h is None:
+                raise self._reloc_error(
+                    pspec,
+                    f"insn {r.slot} refers to map {r.map!r}, which the object does not define",
+                )
+            if not (0 <= r.slot < len(insns) - 1) or insns[r.slot].opcode != _LD_IMM64:
+                raise self._reloc_error(
+                    pspec, f"map relocation at insn {r.slot} is not on an LD_IMM64 instruction"
+                )
+            m = h.map
+            if r.offset is None:
+                insns[r.slot] = replace(insns[r.slot], src=BPF_PSEUDO_MAP_FD, imm=h.fd)
+                insns[r.slot + 1] = replace(insns[r.slot + 1], imm=0)
+                imm64[r.slot] = self.backend.map_table.add(m)
+                continue
+            # BPF_PSEUDO_MAP_VALUE: the kernel's map_direct_value_addr exists for
+            # (non-per-CPU) arrays with a single element, and the offset must fall
+            # inside the value.
+            if not isinstance(m, ArrayMap) or m.percpu or m.max_entries != 1:
+                raise self._reloc_error(
+                    pspec,
+                    f"insn {r.slot}: direct value access to map {r.map!r} "
+                    f"({m.type.name}, max_entries {m.max_entries}): only arrays with one "
+                    "element allow it (EINVAL)",
+                )
+            if not 0 <= r.offset < m.value_size:
+                raise self._reloc_error(
+                    pspec,
+                    f"insn {r.slot}: offset {r.offset} is outside map {r.map!r}'s "
+                    f"{m.value_size}-byte value (EINVAL)",
+                )
+            insns[r.slot] = replace(insns[r.slot], src=BPF_PSEUDO_MAP_VALUE, imm=h.fd)
+            insns[r.slot + 1] = replace(insns[r.slot + 1], imm=r.offset)
+            self.backend.map_table.add(m)
+            imm64[r.slot] = m.values_store.address(0) + r.offset
+        if pspec.core_relos:
+            target = self.backend.core_btf(pspec)
+            for slot, relo in pspec.core_relos:
+                res = compute_core_relocation(pspec.btf, relo, target, cache=self._core_cache)
+                insns = list(apply_core_relocation(insns, relo, res, insn_base=relo.insn - slot))
+        return insns, imm64
+
+    def _claim_prog_arrays(self, pspec: ProgramSpec) -> None:
+        """A program that uses a PROG_ARRAY makes the array its type's (the kernel's
+        verifier records the owner when it sees the map used with bpf_tail_call)."""
+        for r in pspec.map_relocs:
+            h = self.maps.get(r.map)
+            if h is not None and isinstance(h.map, ProgArrayMap) and r.offset is None:
+                h.map.set_owner(pspec.prog_type)
+
+    def _load_program(self, pspec: ProgramSpec) -> SimProgram:
+        from netbpf.sim.backend import SimProgram
+
+        insns, imm64 = self._patched(pspec)
+        validate_program(insns, name=pspec.name)
+        exe = load_executable(insns, name=pspec.name, engine=self.backend.engine, imm64=imm64)
+        self._claim_prog_arrays(pspec)
+        used = {id(self.maps[r.map].map): self.maps[r.map].map for r in pspec.map_relocs}
+        return SimProgram(pspec, exe, self.backend, maps=used.values())
+
+
+def load_collection(
+    backend: SimBackend, spec: CollectionSpec, *, pin_path: str | os.PathLike[str] | None = None
+) -> Collection:
+    """See :meth:`netbpf.sim.SimBackend.load`."""
+    path = None if pin_path is None else os.fspath(pin_path)
+    return _Loader(backend, spec, pin_path=path).load()
