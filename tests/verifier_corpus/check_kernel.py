@@ -58,7 +58,7 @@ def compile_c(text: str) -> Path:
             check=False,
         )
         if res.returncode != 0:
-            raise SystemExit(f"clang failed:\n{res.stderr}")
+            raise KernelSetupError(f"clang failed:\n{res.stderr[-2000:]}")
         (Path(tmp) / "out.o").replace(obj)
     return obj
 
@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     for cls, n in per_class.most_common():
         print(f"{cls:24} {n:4}")
     total_acc = sum(n for (_, v), n in per_group.items() if v == "accept")
-    print(f"\n{len(results)} cases: {total_acc} accepted, {len(results) - total_acc} rejected; "
-          f"{differ} differ from the recorded verdicts")
+    print(
+        f"\n{len(results)} cases: {total_acc} accepted, {len(results) - total_acc} rejected; "
+        f"{differ} differ from the recorded verdicts"
+    )
     if args.write:
         print(f"wrote {write_back(results)} file(s)")
     return 0

@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 from netbpf.errors import KernelError, NetbpfError
-from netbpf.isa.asm import assemble
 from netbpf.maps.spec import MapSpec
 from netbpf.obj.collection import CollectionSpec, load_collection_spec
 from netbpf.obj.spec import MapReloc, ProgramSpec
@@ -97,12 +96,14 @@ class CorpusError(Exception):
 #: class -> what it means.  Every kernel refusal in the corpus maps to one of these
 #: through :func:`classify`; netbpf's VerifierError summary must map to the same one.
 CLASSES: dict[str, str] = {
-    "invalid_mem_access": "dereference of a register that is not a pointer to memory",
+    "invalid_mem_access": "memory access through a register whose type does not allow it "
+    "(a scalar, pkt_end, a released pointer; atomics on ctx or packet)",
     "null_deref": "dereference of a maybe-NULL pointer (map value, socket, ringbuf)",
     "pkt_access": "packet access outside the range proven by data_end comparisons",
-    "map_value_access": "map value access outside [0, value_size)",
-    "mem_access": "access to helper-returned memory (ringbuf record...) out of range",
-    "unbounded_access": "pointer plus an index whose bounds were never established",
+    "mem_bounds": "access outside a sized memory region (map value, ringbuf record, helper "
+    "memory, helper size argument), or through an index whose bounds were never established "
+    "or may be negative (the kernel's last line is often the generic 'R0 min value is outside "
+    "of the allowed memory range' after the specific one, so these are one class)",
     "ptr_arith": "forbidden arithmetic or comparison on a pointer",
     "uninit_reg": "read of a register never written on this path",
     "uninit_stack": "read of stack bytes never written on this path",
@@ -128,7 +129,10 @@ CLASSES: dict[str, str] = {
     "shift": "shift by a constant out of range",
     "r10_write": "write to the read-only frame pointer r10",
     "bad_insn": "malformed instruction (reserved fields, unknown opcode, bad register)",
-    "map_ref": "LD_IMM64 of a map that is not a valid map fd, or map/program mismatch",
+    "map_ref": "LD_IMM64 of a map that is not a valid map fd, or a direct value address of a "
+    "map type that has none",
+    "map_perm": "write to a map the program may only read (BPF_F_RDONLY_PROG) or the reverse",
+    "alignment": "misaligned access where alignment is always enforced (atomics on map values)",
     "other": "anything not classified above (the taxonomy should grow instead)",
 }
 
@@ -139,60 +143,99 @@ NON_SAFETY_CLASSES = frozenset({"too_complex", "unreachable", "return_range", "l
 _CLASS_TABLE: tuple[tuple[str, str], ...] = (
     (r"invalid mem access '(?:\w+_)?or_null'|invalid mem access '\w*or_null", "null_deref"),
     (r"Possibly NULL pointer passed", "null_deref"),
-    (r"invalid mem access", "invalid_mem_access"),
-    (r"invalid access to packet|offset is outside of the packet|pkt pointer be out of|"
-     r"cannot write into packet", "pkt_access"),
-    (r"invalid access to map value|access beyond the end of member", "map_value_access"),
-    (r"invalid access to memory, mem_size=", "mem_access"),
-    (r"unbounded memory access|min value is negative|min value is outside of the allowed "
-     r"memory range|max value is outside of the allowed memory range|unbounded min value",
-     "unbounded_access"),
-    (r"pointer arithmetic|bitwise operator .* on pointer|pointer comparison prohibited|"
-     r"32-bit pointer arithmetic|math between \w+ pointer|arithmetic on \w+ prohibited|"
-     r"pointer (?:offset|\+=)|R\d+ tried to \w+ from different "
-     r"maps", "ptr_arith"),
+    (r"invalid mem access|BPF_ATOMIC stores into", "invalid_mem_access"),
+    (
+        r"invalid access to packet|offset is outside of the packet|pkt pointer be out of|"
+        r"cannot write into packet",
+        "pkt_access",
+    ),
+    (
+        r"invalid access to map value|access beyond the end of member|invalid access to memory|"
+        r"unbounded memory access|min value is negative|(?:min|max) value is outside of the "
+        r"allowed memory range|unbounded min value",
+        "mem_bounds",
+    ),
+    (
+        r"pointer arithmetic|bitwise operator .* on pointer|pointer comparison prohibited|"
+        r"32-bit pointer arithmetic|math between \w+ pointer|arithmetic on \w+ prohibited|"
+        r"pointer (?:offset|\+=)|R\d+ tried to \w+ from different maps|subtract pointer from "
+        r"scalar|subtraction from stack pointer",
+        "ptr_arith",
+    ),
+    (r"(?:write into|read from) map forbidden", "map_perm"),
+    (r"misaligned (?:value|packet|access)", "alignment"),
     (r"!read_ok", "uninit_reg"),
-    (r"invalid read from stack off |invalid indirect read from stack|uninit|"
-     r"invalid (?:variable-offset )?indirect access to stack", "uninit_stack"),
-    (r"invalid stack|invalid (?:variable-offset |unbounded variable-offset )?(?:read|write) "
-     r"(?:from|to) stack|stack off|misaligned stack|corrupt spilled|invalid size of register "
-     r"(?:fill|spill)|variable stack access|stack depth",
-     "stack_access"),
-    (r"bpf_context access|context access|ctx access|invalid narrow|misaligned context|"
-     r"dereference of modified ctx ptr|variable ctx access|invalid access to flow keys", "ctx_access"),
-    (r"cannot write into (?:sock|tcp_sock|xdp_sock|bpf_)|invalid (?:sock|sock_common|tcp_sock|"
-     r"xdp_sock) access|only read from \w+ is supported|is \w+ invalid negative access|"
-     r"map_ptr access", "struct_access"),
+    (
+        r"invalid read from stack off |invalid indirect read from stack|uninit|"
+        r"invalid (?:variable-offset )?indirect access to stack",
+        "uninit_stack",
+    ),
+    (
+        r"invalid stack|invalid (?:variable-offset |unbounded variable-offset )?(?:read|write) "
+        r"(?:from|to) stack|stack off|misaligned stack|corrupt spilled|invalid size of register "
+        r"(?:fill|spill)|variable stack access|stack depth|return stack pointer|spill pointers to "
+        r"stack",
+        "stack_access",
+    ),
+    (
+        r"bpf_context access|context access|ctx access|invalid narrow|misaligned context|"
+        r"dereference of modified ctx ptr|variable ctx access|invalid access to flow keys",
+        "ctx_access",
+    ),
+    (
+        r"cannot write into (?:sock|tcp_sock|xdp_sock|bpf_)|invalid (?:sock|sock_common|tcp_sock|"
+        r"xdp_sock) access|only read from \w+ is supported|is \w+ invalid negative access|"
+        r"map_ptr access",
+        "struct_access",
+    ),
     (r"spin_lock|spin_unlock|bpf_spin|holding a lock|inside bpf_\w*lock", "spin_lock"),
     (r"Unreleased reference|reference leak|leaks? (?:ref|reference)", "ref_leak"),
     (r"release|reference has not been acquired|acquired reference", "ref_invalid"),
-    (r"unknown func|invalid func unknown#|GPL-restricted|cannot (?:use|call) helper|helper call is not allowed|not allowed in "
-     r"this program|helper .* not allowed|calling kernel function .* not allowed|"
-     r"only read is supported|unknown opcode 85|program of this type cannot use",
-     "helper_not_allowed"),
-    (r"At program exit|At subprogram exit|leaks addr as return value|R0 is not a scalar|"
-     r"should have been in", "return_range"),
-    (r"At callback return|callback|async cb|in callback", "callback"),
+    (
+        r"unknown func|invalid func unknown#|GPL-restricted|cannot (?:use|call) helper|helper call is not allowed|not allowed in "
+        r"this program|helper .* not allowed|calling kernel function .* not allowed|"
+        r"only read is supported|unknown opcode 85|program of this type cannot use",
+        "helper_not_allowed",
+    ),
+    (r"At callback return|callback|async cb|R0 not a scalar value|write to change key", "callback"),
+    (
+        r"At program exit|At subprogram exit|leaks addr as return value|R0 is not a scalar|"
+        r"should have been in",
+        "return_range",
+    ),
     (r"tail_call|tail call", "tail_call"),
-    (r"cannot pass map_type|expected=|type=\w+ expected|arg\d+ |R\d+ type=|helper access|"
-     r"invalid indirect access|Invalid map_ptr|map_ptr|ARG_|zero-sized|leaks addr into helper|"
-     r"expected pointer|is not a known constant|must be a known constant|has to be a constant",
-     "helper_proto"),
+    (
+        r"cannot pass map_type|expected=|type=\w+ expected|arg\d+ |R\d+ type=|helper access|"
+        r"invalid indirect access|Invalid map_ptr|map_ptr|ARG_|zero-sized|leaks addr into helper|"
+        r"expected pointer|is not a known constant|must be a known constant|has to be a constant",
+        "helper_proto",
+    ),
     (r"unreachable insn", "unreachable"),
-    (r"jump out of range|jump to|into the middle of|call to invalid destination|"
-     r"invalid (?:func|call) ", "jump_range"),
+    (
+        r"jump out of range|jump to|into the middle of|call to invalid destination|"
+        r"invalid (?:func|call) ",
+        "jump_range",
+    ),
     (r"last insn is not an exit or jmp", "last_insn"),
     (r"infinite loop|back-edge|loop detected|bounded loop", "loop"),
-    (r"program is too large|too complex|processed \d+ insns? \(limit|too many states",
-     "too_complex"),
+    (
+        r"program is too large|too complex|processed \d+ insns? \(limit|too many states",
+        "too_complex",
+    ),
     (r"combined stack size|stack size of \d+ calls|too deep", "stack_limit"),
     (r"div by zero", "div_by_zero"),
     (r"invalid shift", "shift"),
     (r"frame pointer is read only", "r10_write"),
-    (r"reserved fields|unknown opcode|invalid (?:BPF_LD_IMM|insn)|invalid bpf_ld_imm64|"
-     r"R\d+ is invalid|invalid register|BPF_\w+ uses reserved", "bad_insn"),
-    (r"fd \d+ is not pointing to valid bpf_map|map_fd|is not a valid map|"
-     r"pseudo|incompatible with|map .* not supported", "map_ref"),
+    (
+        r"reserved fields|unknown opcode|invalid (?:BPF_LD_IMM|insn)|invalid bpf_ld_imm64|"
+        r"R\d+ is invalid|invalid register|BPF_\w+ uses reserved",
+        "bad_insn",
+    ),
+    (
+        r"fd \d+ is not pointing to valid bpf_map|map_fd|is not a valid map|direct value access|"
+        r"pseudo|incompatible with|map .* not supported",
+        "map_ref",
+    ),
 )
 _CLASS_RES = tuple((re.compile(p), c) for p, c in _CLASS_TABLE)
 
@@ -208,9 +251,14 @@ _STAT_PREFIXES = (
 )
 
 
+_GLUED_STATS = re.compile(r"(?<=\S)(?=processed \d+ insns \(limit)")
+
+
 def summary_line(log: str) -> str:
     """The verdict line of a verifier log: the last line that is not a statistics
     line, not a state dump and not a bare instruction echo."""
+    # Some verdicts lack their newline and run into the statistics line.
+    log = _GLUED_STATS.sub("\n", log)
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
     while lines and lines[-1].startswith(_STAT_PREFIXES):
         lines.pop()
