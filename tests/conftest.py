@@ -21,6 +21,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests are reproducible in CI (same examples on every run, no flaky
+# deadlines on a loaded 2-core machine) and explore freely on a developer's machine.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROGS_DIR = REPO_ROOT / "tests" / "progs"
