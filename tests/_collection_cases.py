@@ -416,6 +416,52 @@ def _data(r: Runner) -> None:
     r.snap("end")
 
 
+def _maps2(r: Runner) -> None:
+    for n, key in enumerate((0, 1, 2, 3, 4, 1, 9, 5, 6, 8, 7, 2)):
+        r.run("maps2", raw(bytes([key]), 20 + n * 9))
+        if n % 4 == 3:
+            r.variables()
+            r.snap(f"after {n + 1}")
+    small, outer, guarded = (r.coll.maps[n] for n in ("small", "outer", "guarded"))
+    r.do("small full", lambda: small.update(struct.pack("<I", 77), struct.pack("<I", 1)))
+    r.do("small exist", lambda: small.update(struct.pack("<I", 0), struct.pack("<I", 5), flags=2))
+    r.do("small keys", lambda: sorted(small.keys()))
+    locked = struct.pack("<IIQ", 0xFFFF, 7, 700)  # the lock word is never written
+    r.do("locked update", lambda: guarded.update(struct.pack("<I", 1), locked, flags=4))
+    r.do("locked lookup", lambda: guarded.lookup(struct.pack("<I", 1), flags=4))
+    r.do("lock flag on a lockless map", lambda: small.lookup(struct.pack("<I", 0), flags=4))
+    r.do("outer delete", lambda: outer.delete(struct.pack("<I", 0)))
+    inner_b = r.coll.maps["inner_b"].fd
+    r.do("outer insert", lambda: outer.update(struct.pack("<I", 2), struct.pack("<I", inner_b)))
+    r.do("outer bad fd", lambda: outer.update(struct.pack("<I", 3), struct.pack("<I", 9999)))
+    r.run("maps2", raw(b"\x00", 30))
+    r.variables()
+    r.snap("end")
+
+
+def _redirect(r: Runner) -> None:
+    devs, devs_h, cpus = (r.coll.maps[n] for n in ("devs", "devs_h", "cpus"))
+    u32 = struct.Struct("<I").pack
+    r.do("devs[1] = lo", lambda: devs.update(u32(1), u32(1)))
+    r.do("devs[2] = no such device", lambda: devs.update(u32(2), u32(4242)))
+    r.do("devs_h[7] = lo", lambda: devs_h.update(u32(7), struct.pack("<Ii", 1, 0)))
+    r.do("devs_h[3] = lo, bad prog fd", lambda: devs_h.update(u32(3), struct.pack("<Ii", 1, 9999)))
+    r.do("cpus[0] qsize 64", lambda: cpus.update(u32(0), struct.pack("<Ii", 64, 0)))
+    r.do("cpus[1] qsize 0", lambda: cpus.update(u32(1), struct.pack("<Ii", 0, 0)))
+    r.do("cpus[2] out of range", lambda: cpus.update(u32(2), struct.pack("<Ii", 64, 0)))
+    r.do("devs lookup", lambda: devs.lookup(u32(1)))
+    r.do("devs_h lookup", lambda: devs_h.lookup(u32(7)))
+    r.do("cpus lookup", lambda: cpus.lookup(u32(0)))
+    r.do("devs empty slot", lambda: devs.lookup(u32(0)))
+    for map_sel in range(4):
+        for key in (0, 1, 7):
+            for miss in (1, 2):
+                r.run("redir", raw(bytes([key << 2 | map_sel, miss]), 40))
+    r.do("devs delete", lambda: devs.delete(u32(1)))
+    r.run("redir", raw(bytes([1 << 2, 2]), 40))
+    r.snap("end")
+
+
 def _globals(r: Runner) -> None:
     for n in (61, 77, 130, 131, 64):
         r.run("globals_prog", bytes(n))
@@ -458,6 +504,8 @@ SCENARIOS: dict[str, Scenario] = {
             "enable_rewrite": 1,
         },
     ),
+    "maps2": Scenario("coll_maps2.c", _maps2),
+    "redirect": Scenario("coll_redirect.c", _redirect),
     "globals": Scenario("coll_globals.c", _globals, knobs={"verdict": 1, "loop_mult": 3}),
     "tail": Scenario("coll_tail.c", _tail),
     "core": Scenario("coll_core.c", _core, core=True),

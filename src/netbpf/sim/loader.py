@@ -7,8 +7,9 @@ on both:
 1. maps are created in spec order (:func:`netbpf.maps.create_map`, with the backend's
    CPU count and resolver); ring buffer sizes are rounded up to a power-of-2 number of
    pages and a PERF_EVENT_ARRAY with ``max_entries`` 0 gets one slot per possible CPU,
-   as libbpf does; a map-in-map checks its inner maps against ``spec.inner_map``, the
-   template.  Maps pinned by name (``LIBBPF_PIN_BY_NAME``) reuse a compatible map
+   as libbpf does; a value with a ``struct bpf_spin_lock`` gets its offset from the
+   object's BTF (the kernel finds it there); a map-in-map checks its inner maps
+   against ``spec.inner_map``, the template.  Maps pinned by name (``LIBBPF_PIN_BY_NAME``) reuse a compatible map
    already pinned at ``<pin_path>/<name>`` in the backend's
    :class:`~netbpf.maps.PinNamespace`, contents and all; an incompatible one fails
    the load with PinError(EINVAL) listing the differences;
@@ -41,7 +42,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from netbpf.collection import Collection, is_global_data
-from netbpf.errors import ObjectError, PinError
+from netbpf.errors import BtfError, ObjectError, PinError
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
 from netbpf.kernel.backend import sanitize_name
@@ -54,7 +55,7 @@ from netbpf.maps import (
     map_class,
 )
 from netbpf.maps import Map as SimMap
-from netbpf.obj.btf import apply_core_relocation, compute_core_relocation
+from netbpf.obj.btf import Btf, Struct, Union, apply_core_relocation, compute_core_relocation
 from netbpf.obj.collection import CollectionSpec, map_contents
 from netbpf.obj.spec import ProgramSpec
 from netbpf.sim.maps import SimMapHandle
@@ -74,6 +75,27 @@ def _ringbuf_size(size: int) -> int:
     """libbpf rounds a ring buffer's declared size up to a power-of-2 number of pages."""
     pages = max(1, (size + _PAGE_SIZE - 1) // _PAGE_SIZE)
     return (1 << (pages - 1).bit_length()) * _PAGE_SIZE
+
+
+def spin_lock_offset(btf: Btf | None, value_type_id: int) -> int | None:
+    """Byte offset of the ``struct bpf_spin_lock`` in a map value described by BTF: the
+    value itself, or one of its top-level members, as the kernel's BTF field search
+    finds it (None when there is none or the BTF cannot tell)."""
+    if btf is None or not value_type_id:
+        return None
+    try:
+        t = btf.resolve(value_type_id)
+        if isinstance(t, Struct) and t.name == "bpf_spin_lock":
+            return 0
+        if not isinstance(t, Struct | Union):
+            return None
+        for m in t.members:
+            mt = btf.resolve(m.type_id)
+            if isinstance(mt, Struct) and mt.name == "bpf_spin_lock" and not m.bitfield_size:
+                return m.bit_offset // 8
+    except BtfError:
+        return None
+    return None
 
 
 class _Loader:
@@ -115,11 +137,17 @@ class _Loader:
         self.backend._release(self.created)
 
     # -- maps --------------------------------------------------------------------------
-    @staticmethod
-    def _effective_spec(mspec: MapSpec) -> MapSpec:
-        """The spec as libbpf creates it (ring buffer size, perf event array size)."""
+    def _effective_spec(self, mspec: MapSpec) -> MapSpec:
+        """The spec as libbpf creates it (ring buffer size, perf event array size), and
+        as the kernel sees it through its BTF: where the value's ``struct
+        bpf_spin_lock`` is (what makes BPF_F_LOCK legal and keeps user space off the
+        lock word), when the spec does not already say."""
         from netbpf.maps import possible_cpus
 
+        if "spin_lock_off" not in mspec.extra:
+            off = spin_lock_offset(self.spec.btf, mspec.btf_value_type_id)
+            if off is not None:
+                mspec = mspec.with_(extra={**mspec.extra, "spin_lock_off": off})
         if mspec.type == MapType.PERF_EVENT_ARRAY and mspec.max_entries == 0:
             return mspec.with_(max_entries=possible_cpus())
         if mspec.type == MapType.RINGBUF:
