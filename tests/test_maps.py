@@ -656,3 +656,29 @@ def test_value_store_never_resizes() -> None:
         st.set(0, b"12345")
     st.set(2, b"abcd")
     assert st.get(2) == b"abcd" and st.get_long(2) == b"abcd\0\0\0\0" and st.nbytes() == 24
+
+
+def test_every_map_type_speaks_the_backend_map_protocol() -> None:
+    """The simulator's maps are drop-in for the backend-neutral Map protocol (what
+    Collection and TypedMap use), like netbpf.kernel.KernelMap."""
+    from netbpf.backend import Map as MapProtocol
+    from netbpf.maps import MAP_CLASSES
+
+    inner = spec(MapType.ARRAY, 4, 4, 1)
+    shapes = {
+        MapType.QUEUE: (0, 4, 4),
+        MapType.STACK: (0, 4, 4),
+        MapType.RINGBUF: (0, 0, 4096),
+        MapType.PROG_ARRAY: (4, 4, 4),
+        MapType.PERF_EVENT_ARRAY: (4, 4, 4),
+        MapType.ARRAY_OF_MAPS: (4, 4, 4),
+        MapType.HASH_OF_MAPS: (4, 4, 4),
+        MapType.XSKMAP: (4, 4, 4),
+        MapType.LPM_TRIE: (8, 4, 4),
+    }
+    for mtype in MAP_CLASSES:
+        k, v, n = shapes.get(mtype, (4, 8, 4))
+        flags = BPF_F_NO_PREALLOC if mtype == MapType.LPM_TRIE else 0
+        m = create_map(spec(mtype, k, v, n, flags, inner_map=inner), ncpus=2)
+        assert isinstance(m, MapProtocol), mtype.name
+        assert m.map_type == mtype and m.value_size_raw >= m.value_size

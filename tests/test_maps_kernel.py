@@ -427,6 +427,20 @@ def test_lru_evicts_least_recently_inserted(kernel: Any, n: int) -> None:
     assert kept == list(range(1 + batch, n + 2))
 
 
+@pytest.mark.parametrize("n", [100, 1000, 5000])
+def test_lru_fill_evicts_early_like_the_kernel(kernel: Any, n: int) -> None:
+    """Filling an LRU map with exactly max_entries keys: once the global free list has
+    fewer than target_free nodes, the kernel evicts to make up the batch -- before the
+    map is full.  The simulator keeps the very same keys, in the same order."""
+    sim, km = pair(kernel, MapType.LRU_HASH, 4, 8, n, BPF_F_ZERO_SEED)
+    with on_cpu0():
+        for i in range(n):
+            k = struct.pack("<I", (i * 2654435761) & 0xFFFFFFFF)
+            sim.update(k, u64(i))
+            km.update(k, u64(i))
+        assert list(sim.items()) == list(km.items())
+
+
 def test_lru_lookups_from_user_space_do_not_count(kernel: Any) -> None:
     """User-space lookups leave the reference bit alone: the looked-up key still goes."""
     sim, km = pair(kernel, MapType.LRU_HASH, 4, 4, 4, BPF_F_ZERO_SEED)

@@ -16,10 +16,30 @@ Example::
     counts.update((1).to_bytes(4, "little"), (5).to_bytes(8, "little"))
     assert counts.lookup((1).to_bytes(4, "little")) == (5).to_bytes(8, "little")
 
-Which kernel behaviour each type models, and what it leaves out, is in its module:
-:mod:`~netbpf.maps.array`, :mod:`~netbpf.maps.hash` (with :mod:`~netbpf.maps._lru`),
-:mod:`~netbpf.maps.lpm`, :mod:`~netbpf.maps.queue`, :mod:`~netbpf.maps.ringbuf`,
-:mod:`~netbpf.maps.perf`, :mod:`~netbpf.maps.fdmaps`, :mod:`~netbpf.maps.netmaps`.
+Which kernel behaviour each type models is in its module: :mod:`~netbpf.maps.array`,
+:mod:`~netbpf.maps.hash` (with :mod:`~netbpf.maps._lru`), :mod:`~netbpf.maps.lpm`,
+:mod:`~netbpf.maps.queue`, :mod:`~netbpf.maps.ringbuf`, :mod:`~netbpf.maps.perf`,
+:mod:`~netbpf.maps.fdmaps`, :mod:`~netbpf.maps.netmaps`; tests/test_maps_kernel.py
+checks it against the running kernel (creation checks, every operation's result and
+errno, iteration orders, batches, LRU eviction, program-side helpers).
+
+What the simulator deliberately does differently or leaves out:
+
+* hash seeds are always 0: iteration order equals the kernel's with BPF_F_ZERO_SEED and
+  is deterministic otherwise (the kernel's is random then);
+* one thread: spin locks only mark the lock word; user-space operations run on CPU
+  ``user_cpu`` (0), programs on ``env.state["cpu"]``;
+* run-time bounds are per storage region (a map's value array), not per value:
+  BPF_F_RDONLY_PROG is enforced (read-only regions), BPF_F_WRONLY_PROG and in-value
+  bounds are the verifier's job;
+* socket, device and AF_XDP entries are opaque handles (:mod:`~netbpf.maps.handles`);
+  redirect helpers record their target in ``env.state``; program-side lookups of
+  SOCKMAP/SOCKHASH raise NotSupportedError until the simulated socket layer exists;
+* perf event buffers are a byte budget of ``page_cnt`` pages with PERF_RECORD_LOST
+  accounting, without watermarks or wakeup counts; no BPF_F_RB_OVERWRITE ring buffers,
+  user ring buffers or dynptr helpers;
+* BTF special fields other than ``bpf_spin_lock`` (timers, kptrs) are not modelled;
+* storage above 4 GiB per map is refused with ENOMEM where the kernel might allocate.
 """
 
 from __future__ import annotations

@@ -234,6 +234,11 @@ class ValueStore:
         return b, i * self.elem_size
 
     def get(self, slot: int, cpu: int = 0) -> bytes:
+        if slot < self.chunk:  # the common case: the first (for prealloc, only) chunk
+            per = self._bufs[cpu]
+            if per and per[0] is not None:
+                o = slot * self.elem_size
+                return bytes(per[0][o : o + self.value_size])
         b, o = self.buf(slot, cpu)
         return bytes(b[o : o + self.value_size])
 

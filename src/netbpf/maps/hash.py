@@ -320,6 +320,42 @@ class HashMap(Map):
         self._release(s)
 
     # -- user space ----------------------------------------------------------------------------
+    def _fast_ok(self, key: Any) -> bool:
+        """Whether a plain lookup/update may skip the generic checks (a bytes key of
+        the right size on an open, writable, lock-free, non-per-CPU map)."""
+        return (
+            key.__class__ is bytes
+            and len(key) == self.key_size
+            and not (self._closed or self._user_wronly or self._user_rdonly or self.frozen)
+            and not self.percpu
+            and self.spin_lock_off is None
+            and self.store is not None
+        )
+
+    def lookup(self, key: Any, *, flags: int = 0) -> Any:
+        if flags or not self._fast_ok(key):
+            return super().lookup(key, flags=flags)
+        s = self.table.find(key)
+        if s < 0:
+            return super().lookup(key)  # raises the typed error
+        assert self.store is not None
+        return self.store.get(s)
+
+    def update(self, key: Any, value: Any, flags: int = 0) -> None:
+        if (
+            flags
+            or value.__class__ is not bytes
+            or len(value) != self.value_size
+            or self.map_type == MapType.HASH_OF_MAPS
+            or not self._fast_ok(key)
+        ):
+            return super().update(key, value, flags)
+        try:
+            self._update(key, value, 0, self.user_cpu, user=True)
+        except _Errno as e:
+            raise self._fail(e, "update", key) from None
+        return None
+
     def _sys_lookup(self, key: bytes | None, flags: int) -> Any:
         assert key is not None
         s = self.table.find(key)

@@ -19,24 +19,6 @@ _M = 0xFFFFFFFF
 JHASH_INITVAL = 0xDEADBEEF
 
 
-def _final(a: int, b: int, c: int) -> int:
-    c ^= b
-    c = (c - (((b << 14) | (b >> 18)) & _M)) & _M
-    a ^= c
-    a = (a - (((c << 11) | (c >> 21)) & _M)) & _M
-    b ^= a
-    b = (b - (((a << 25) | (a >> 7)) & _M)) & _M
-    c ^= b
-    c = (c - (((b << 16) | (b >> 16)) & _M)) & _M
-    a ^= c
-    a = (a - (((c << 4) | (c >> 28)) & _M)) & _M
-    b ^= a
-    b = (b - (((a << 14) | (a >> 18)) & _M)) & _M
-    c ^= b
-    c = (c - (((b << 24) | (b >> 8)) & _M)) & _M
-    return c
-
-
 def jhash(key: bytes, seed: int = 0) -> int:
     """``jhash(key, len(key), seed)`` as the kernel computes it."""
     n = len(key)
@@ -72,6 +54,13 @@ def jhash(key: bytes, seed: int = 0) -> int:
     a = (a + (k & _M)) & _M
     if n > 4:
         b = (b + ((k >> 32) & _M)) & _M
-    if n > 8:
-        c = (c + ((k >> 64) & _M)) & _M
-    return _final(a, b, c)
+        if n > 8:
+            c = (c + (k >> 64)) & _M
+    # __jhash_final, inlined (this is on every hash map insertion)
+    c = ((c ^ b) - (((b << 14) | (b >> 18)) & _M)) & _M
+    a = ((a ^ c) - (((c << 11) | (c >> 21)) & _M)) & _M
+    b = ((b ^ a) - (((a << 25) | (a >> 7)) & _M)) & _M
+    c = ((c ^ b) - (((b << 16) | (b >> 16)) & _M)) & _M
+    a = ((a ^ c) - (((c << 4) | (c >> 28)) & _M)) & _M
+    b = ((b ^ a) - (((a << 14) | (a >> 18)) & _M)) & _M
+    return ((c ^ b) - (((b << 24) | (b >> 8)) & _M)) & _M

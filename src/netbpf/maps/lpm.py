@@ -57,28 +57,18 @@ def lpm_key(prefixlen: int, data: bytes) -> bytes:
 
 
 class _Node:
-    __slots__ = ("child", "data", "im", "prefixlen", "slot")
+    """A trie node; ``bits`` is ``data`` as a big-endian integer (bit 0 of the prefix is
+    its most significant bit), which makes prefix comparisons one XOR and a shift."""
+
+    __slots__ = ("bits", "child", "data", "im", "prefixlen", "slot")
 
     def __init__(self, prefixlen: int, data: bytes, slot: int, im: bool = False) -> None:
         self.prefixlen = prefixlen
         self.data = data
+        self.bits = int.from_bytes(data, "big")
         self.slot = slot  # value slot, -1 for nodes created intermediate
         self.im = im
         self.child: list[_Node | None] = [None, None]
-
-
-def _extract_bit(data: bytes, index: int) -> int:
-    return (data[index >> 3] >> (7 - (index & 7))) & 1
-
-
-def _match_len(a: bytes, b: bytes, limit: int) -> int:
-    """Number of leading bits ``a`` and ``b`` share, at most ``limit``."""
-    nbytes = (limit + 7) >> 3
-    x = int.from_bytes(a[:nbytes], "big") ^ int.from_bytes(b[:nbytes], "big")
-    if x == 0:
-        return limit
-    common = nbytes * 8 - x.bit_length()
-    return min(common, limit)
 
 
 class LpmTrieMap(Map):
@@ -140,23 +130,38 @@ class LpmTrieMap(Map):
     def _split(self, key: bytes) -> tuple[int, bytes]:
         return int.from_bytes(key[:4], "little"), bytes(key[4:])
 
+    def _match(self, node: _Node, bits: int, prefixlen: int) -> int:
+        """longest_prefix_match: leading bits ``node`` and the key share, at most
+        min(node prefixlen, key prefixlen)."""
+        limit = node.prefixlen if node.prefixlen < prefixlen else prefixlen
+        x = (node.bits ^ bits) >> (self.max_prefixlen - limit)
+        return limit if x == 0 else limit - x.bit_length()
+
+    def _bit(self, bits: int, index: int) -> int:
+        """extract_bit: bit ``index`` (0 = most significant) of the data."""
+        return (bits >> (self.max_prefixlen - 1 - index)) & 1
+
     def _lpm(self, prefixlen: int, data: bytes) -> _Node | None:
         """trie_lookup_elem: the longest real prefix matching (prefixlen, data); a key
         prefixlen beyond the trie's is no match."""
-        if prefixlen > self.max_prefixlen:
+        maxp = self.max_prefixlen
+        if prefixlen > maxp:
             return None
+        bits = int.from_bytes(data, "big")
         found = None
         node = self.root
-        maxp = self.max_prefixlen
         while node is not None:
-            matchlen = _match_len(node.data, data, min(node.prefixlen, prefixlen))
+            plen = node.prefixlen
+            limit = plen if plen < prefixlen else prefixlen
+            x = (node.bits ^ bits) >> (maxp - limit)
+            matchlen = limit if x == 0 else limit - x.bit_length()
             if matchlen == maxp:
                 return node
-            if matchlen < node.prefixlen:
+            if matchlen < plen:
                 break
             if not node.im:
                 found = node
-            node = node.child[_extract_bit(data, node.prefixlen)]
+            node = node.child[(bits >> (maxp - 1 - plen)) & 1]
         return found
 
     # -- update / delete (the kernel's tree surgery)
@@ -166,15 +171,16 @@ class LpmTrieMap(Map):
         prefixlen, data = self._split(key)
         if prefixlen > self.max_prefixlen:
             raise _Errno(_errno.EINVAL, f"prefixlen {prefixlen} > {self.max_prefixlen}")
+        bits = int.from_bytes(data, "big")
         parent: _Node | None = None
         side = 0
         node = self.root
         matchlen = 0
         while node is not None:
-            matchlen = _match_len(node.data, data, min(node.prefixlen, prefixlen))
+            matchlen = self._match(node, bits, prefixlen)
             if node.prefixlen != matchlen or node.prefixlen == prefixlen:
                 break
-            parent, side = node, _extract_bit(data, node.prefixlen)
+            parent, side = node, self._bit(bits, node.prefixlen)
             node = node.child[side]
 
         def put(n: _Node) -> None:
@@ -206,11 +212,11 @@ class LpmTrieMap(Map):
         self._check_add(flags)
         n = new_node()
         if matchlen == prefixlen:
-            n.child[_extract_bit(node.data, matchlen)] = node
+            n.child[self._bit(node.bits, matchlen)] = node
             put(n)
             return
         im = _Node(matchlen, node.data, -1, im=True)
-        if _extract_bit(data, matchlen):
+        if self._bit(bits, matchlen):
             im.child = [node, n]
         else:
             im.child = [n, node]
@@ -231,16 +237,17 @@ class LpmTrieMap(Map):
         # (holder, side) pairs: where node hangs (holder None = root)
         trim: tuple[_Node | None, int] = (None, 0)
         trim2: tuple[_Node | None, int] = (None, 0)
+        bits = int.from_bytes(data, "big")
         parent: _Node | None = None
         node = self.root
         matchlen = 0
         while node is not None:
-            matchlen = _match_len(node.data, data, min(node.prefixlen, prefixlen))
+            matchlen = self._match(node, bits, prefixlen)
             if node.prefixlen != matchlen or node.prefixlen == prefixlen:
                 break
             parent = node
             trim2 = trim
-            side = _extract_bit(data, node.prefixlen)
+            side = self._bit(bits, node.prefixlen)
             trim = (node, side)
             node = node.child[side]
         if node is None or node.prefixlen != prefixlen or node.prefixlen != matchlen or node.im:
@@ -291,15 +298,16 @@ class LpmTrieMap(Map):
         prefixlen, data = self._split(key)
         if prefixlen > self.max_prefixlen:
             return leftmost(root)
+        bits = int.from_bytes(data, "big")
         stack: list[_Node] = []
         node: _Node | None = root
         matchlen = 0
         while node is not None:
             stack.append(node)
-            matchlen = _match_len(node.data, data, min(node.prefixlen, prefixlen))
+            matchlen = self._match(node, bits, prefixlen)
             if node.prefixlen != matchlen or node.prefixlen == prefixlen:
                 break
-            node = node.child[_extract_bit(data, node.prefixlen)]
+            node = node.child[self._bit(bits, node.prefixlen)]
         if node is None or node.prefixlen != matchlen or node.im:
             return leftmost(root)
         node = stack[-1]
