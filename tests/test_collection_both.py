@@ -553,3 +553,37 @@ def test_map_protocol_shapes_and_errors(backend: Any) -> None:
             a.update(u32(0), bytes(8))
         assert ei.value.errno == errno.EPERM
         assert a.lookup(u32(1)) == bytes(8)
+
+
+def _outcome(fn: Any) -> Any:
+    try:
+        return fn()
+    except MapError as e:
+        return (type(e).__name__, e.errno)
+
+
+ENOTSUPP = 524
+
+
+def test_map_protocol_refusals_by_map_type(backend: Any) -> None:
+    """Operations a map type does not have fail with the kernel's errno (ENOTSUPP is
+    the kernel-internal 524 that bpf() really returns for these)."""
+    with backend.create_map("queue", 0, 4, 2) as q:
+        assert _outcome(lambda: list(q.keys())) == ("MapError", errno.EINVAL)
+        assert _outcome(lambda: q.lookup(b"")) == ("MapKeyNotFoundError", errno.ENOENT)
+        q.update(b"", b"abcd")  # update without a key is a push
+        assert q.lookup(b"") == b"abcd"  # lookup without a key is a peek
+        assert q.lookup_and_delete(b"") == b"abcd"  # and this a pop
+        assert _outcome(lambda: q.delete(b"")) == ("MapError", errno.EINVAL)
+        assert _outcome(q.lookup_batch) == ("MapError", ENOTSUPP)
+    with backend.create_map("ringbuf", 0, 0, 4096) as rb:
+        assert _outcome(lambda: list(rb.keys())) == ("MapError", ENOTSUPP)
+        assert _outcome(lambda: rb.lookup(b"")) == ("MapError", ENOTSUPP)
+    with backend.create_map("prog_array", 4, 4, 2) as pa:
+        assert list(pa.keys()) == [u32(0), u32(1)]
+        assert _outcome(lambda: pa.lookup(u32(0))) == ("MapKeyNotFoundError", errno.ENOENT)
+        assert _outcome(pa.lookup_batch) == ("MapError", ENOTSUPP)
+    with backend.create_map("hash", 4, 4, 2) as h:
+        assert h.lookup_batch() == [] and h.lookup_batch(delete=True) == []
+        h.freeze()
+        assert _outcome(h.freeze) == ("MapError", errno.EPERM)
