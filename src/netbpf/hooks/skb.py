@@ -20,6 +20,13 @@ pointers the context hands out) in step when the data moves.  Helpers that chang
 packet (``bpf_skb_change_head``...) use :meth:`SkBuff.push`, :meth:`SkBuff.pull`,
 :meth:`SkBuff.put`, :meth:`SkBuff.trim` and :meth:`SkBuff.expand_head`.
 
+For the helpers the model also carries ``mac_len``, the checksum state
+(``ip_summed``/``csum_level``/``csum``), how the hash was set (``sw_hash``,
+``l4_hash``), the encapsulation state bpf_skb_adjust_room sets (``encapsulation`` and
+the inner headers) and the tunnel metadata of bpf_skb_set_tunnel_key (``tun_info``);
+:meth:`SkBuff.remap` moves the packet to a new address range so that packet pointers
+taken before a packet-changing helper fault, as the verifier would refuse them.
+
 What is left out: non-linear skbs (frags: test_run never builds one for the skb
 family), hardware VLAN acceleration (``vlan_present`` is always 0 in test_run), the
 flow hash (``hash`` stays 0 unless a helper sets it), socket lookups.
@@ -37,8 +44,13 @@ from netbpf.uapi import CTX_LAYOUTS, ProgramType
 from netbpf.vm.memory import AddressSpace, MemoryFault, Region
 
 __all__ = [
+    "CHECKSUM_COMPLETE",
+    "CHECKSUM_NONE",
+    "CHECKSUM_PARTIAL",
+    "CHECKSUM_UNNECESSARY",
     "ETH_HLEN",
     "LOOPBACK",
+    "MAX_PACKET_REMAPS",
     "NET_SKB_PAD",
     "PKT_WRITABLE",
     "SKB_ACCESS",
@@ -97,6 +109,26 @@ SKF_LL_OFF = -0x200000
 
 _M64 = 0xFFFF_FFFF_FFFF_FFFF
 
+#: skb->ip_summed values (include/linux/skbuff.h)
+CHECKSUM_NONE = 0
+CHECKSUM_UNNECESSARY = 1
+CHECKSUM_COMPLETE = 2
+CHECKSUM_PARTIAL = 3
+
+#: how many times one packet moves to a new address range (see SkBuff.remap); each
+#: move takes an address slot that a simulator reuses only after the run
+MAX_PACKET_REMAPS = 256
+
+#: header offsets that move with the data when the head is reallocated
+_HEADER_ATTRS = (
+    "mac_header",
+    "network_header",
+    "transport_header",
+    "inner_mac_header",
+    "inner_network_header",
+    "inner_transport_header",
+)
+
 #: the program types whose BPF_PROG_TEST_RUN builds an skb (net/bpf/test_run.c)
 SKB_PROG_TYPES = frozenset(
     {
@@ -143,6 +175,10 @@ class DummySock:
     protocol: int = 0
     mark: int = 0
     priority: int = 0
+    #: sk_uid: test_run's socket has no owner, so the kernel gives it uid 0
+    uid: int = 0
+    #: sk_cookie: 0 until a helper asks for it (then the simulator's next cookie)
+    cookie: int = 0
     #: the region its ``struct bpf_sock`` view is mapped at, once mapped
     region: Region | None = field(default=None, repr=False)
 
@@ -195,10 +231,30 @@ class SkBuff:
         self.gso_size = 0
         self.hwtstamp = 0
         self.sk: DummySock | None = None
+        #: skb->mac_len (test_run leaves it 0; skb_reset_mac_len sets it)
+        self.mac_len = 0
+        #: checksum state: ip_summed (CHECKSUM_NONE in test_run), csum_level, csum
+        self.ip_summed = CHECKSUM_NONE
+        self.csum_level = 0
+        self.csum = 0
+        #: how ``hash`` was set: by software (bpf_set_hash, the flow dissector) and
+        #: whether it covers L4; both clear means "no valid hash" (skb_get_hash
+        #: recomputes)
+        self.sw_hash = False
+        self.l4_hash = False
+        #: set by bpf_skb_adjust_room's encapsulation flags, with the inner headers
+        self.encapsulation = False
+        self.inner_mac_header: int | None = None
+        self.inner_network_header: int | None = None
+        self.inner_transport_header: int | None = None
+        self.inner_protocol = 0
+        #: the tunnel metadata (ip_tunnel_info) a metadata dst carries, if any
+        self.tun_info: Any = None
         #: the packet region, once mapped (see :meth:`map`)
         self.region: Region | None = None
         self._mem: AddressSpace | None = None
         self._pkt_writable = True
+        self._remaps = 0
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -277,15 +333,51 @@ class SkBuff:
         self.data += nhead
         self.tail += nhead
         self.end = len(new) - SKB_SHINFO_SIZE
-        for attr in ("mac_header", "network_header", "transport_header"):
+        for attr in _HEADER_ATTRS:
             v = getattr(self, attr)
             if v is not None:
                 setattr(self, attr, v + nhead)
-        if self.region is not None and self._mem is not None:
-            mem = self._mem
-            mem.unmap(self.region)
-            self.region = None
-            self.map(mem, writable=self._pkt_writable)
+        self.remap()
+
+    def remap(self) -> None:
+        """Give the packet a new region (a new address range): every packet pointer
+        the program derived before faults from now on.  Helpers that may change the
+        packet call this whether or not they moved it, because the verifier
+        invalidates packet pointers after any call to them
+        (``bpf_helper_changes_pkt_data``); a program that reloads ``data`` /
+        ``data_end`` from the context gets the new addresses."""
+        region, mem = self.region, self._mem
+        if region is None or mem is None:
+            return
+        if self._remaps >= MAX_PACKET_REMAPS:
+            # Address slots are finite: past the limit the packet keeps its address
+            # (accesses stay inside the current packet, but an old pointer is not
+            # caught at run time any more -- the verifier still refuses it).
+            region.buf = self.head
+            self.sync()
+            return
+        self._remaps += 1
+        mem.unmap(region)
+        self.region = None
+        self.map(mem, writable=self._pkt_writable)
+
+    @property
+    def mac_header_len(self) -> int:
+        """``skb_mac_header_len``: network header minus MAC header."""
+        if self.mac_header is None or self.network_header is None:
+            return 0
+        return self.network_header - self.mac_header
+
+    @property
+    def network_offset(self) -> int:
+        """``skb_network_offset``: the network header relative to data (may be < 0)."""
+        return (self.network_header if self.network_header is not None else self.data) - self.data
+
+    def clear_hash(self) -> None:
+        """``skb_clear_hash``: no valid hash any more (hash 0, sw/l4 flags clear)."""
+        self.hash = 0
+        self.sw_hash = False
+        self.l4_hash = False
 
     # -- memory -----------------------------------------------------------------------
     def map(self, mem: AddressSpace, *, writable: bool) -> int:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netbpf.hooks.context import LOOPBACK, Access, CtxField, CtxTable, NetDevice
+from netbpf.hooks.skb import MAX_PACKET_REMAPS
 from netbpf.uapi import CTX_LAYOUTS, AttachType
 from netbpf.vm.memory import AddressSpace, MemoryFault, Region
 
@@ -80,6 +81,7 @@ class XdpBuff:
     frags: list[bytearray] = field(default_factory=list)
     frame_sz: int = XDP_FRAME_SIZE
     region: Region | None = field(default=None, repr=False)
+    _remaps: int = field(default=0, repr=False, compare=False)
 
     @property
     def frags_size(self) -> int:
@@ -115,6 +117,25 @@ class XdpBuff:
         if self.region is None:
             raise MemoryFault("the XDP frame is not mapped")
         return self.region.base + off
+
+    @property
+    def buff_len(self) -> int:
+        """``xdp_get_buff_len``: linear data (without metadata) plus fragments."""
+        return self.data_end - self.data + self.frags_size
+
+    def remap(self, mem: AddressSpace) -> None:
+        """Map the frame at a new address so packet pointers taken before a
+        packet-changing helper (bpf_xdp_adjust_head/tail/meta) fault, as the verifier
+        invalidates them; ``data``/``data_end``/``data_meta`` reloaded from the context
+        point into the new mapping."""
+        if self.region is None:
+            return
+        if self._remaps >= MAX_PACKET_REMAPS:
+            self.sync()  # past the limit the frame keeps its address (see SkBuff.remap)
+            return
+        self._remaps += 1
+        mem.unmap(self.region)
+        self.map(mem)
 
 
 def _egress(x: XdpBuff) -> int:
