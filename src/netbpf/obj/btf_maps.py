@@ -19,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from netbpf.errors import ElfError
+from netbpf.errors import BtfError, ElfError
 from netbpf.obj import elf as E
 from netbpf.uapi import MapType
 
-__all__ = ["parse_btf_map"]
+__all__ = ["parse_btf_map", "spin_lock_offset"]
 
 _UINT_FIELDS = (
     "type",
@@ -53,6 +53,29 @@ def _uint_value(btf: Any, type_id: int) -> int | None:
     if not isinstance(arr, Array):
         return None
     return arr.nelems
+
+
+def spin_lock_offset(btf: Any, value_type_id: int) -> int | None:
+    """Byte offset of the ``struct bpf_spin_lock`` in a map value described by BTF: the
+    value itself, or one of its top-level members, as the kernel's BTF field search
+    finds it (None when there is none or the BTF cannot tell)."""
+    from netbpf.obj.btf import Struct, Union
+
+    if btf is None or not value_type_id:
+        return None
+    try:
+        t = btf.resolve(value_type_id)
+        if isinstance(t, Struct) and t.name == "bpf_spin_lock":
+            return 0
+        if not isinstance(t, Struct | Union):
+            return None
+        for m in t.members:
+            mt = btf.resolve(m.type_id)
+            if isinstance(mt, Struct) and mt.name == "bpf_spin_lock" and not m.bitfield_size:
+                return m.bit_offset // 8
+    except BtfError:
+        return None
+    return None
 
 
 def parse_btf_map(
@@ -187,6 +210,12 @@ def parse_btf_map(
         or mtype in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY)
     ):
         vsz = vsz or 4  # fd-valued maps: 4-byte values
+    extra: dict[str, Any] = {}
+    if init:
+        extra["contents"] = tuple((idx, (kind, target)) for idx, kind, target in sorted(init))
+    lock_off = spin_lock_offset(btf, value_type)
+    if lock_off is not None:
+        extra["spin_lock_off"] = lock_off
     pinning = fields.get("pinning", 0)
     if pinning not in (0, _PIN_BY_NAME):
         raise _err(
@@ -208,7 +237,5 @@ def parse_btf_map(
         map_extra=fields.get("map_extra", 0),
         btf_key_type_id=key_type,
         btf_value_type_id=value_type,
-        extra={"contents": tuple((idx, (kind, target)) for idx, kind, target in sorted(init))}
-        if init
-        else {},
+        extra=extra,
     )

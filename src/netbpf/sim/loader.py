@@ -42,7 +42,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from netbpf.collection import Collection, is_global_data
-from netbpf.errors import BtfError, ObjectError, PinError
+from netbpf.errors import ObjectError, PinError
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
 from netbpf.kernel.backend import sanitize_name
@@ -55,7 +55,8 @@ from netbpf.maps import (
     map_class,
 )
 from netbpf.maps import Map as SimMap
-from netbpf.obj.btf import Btf, Struct, Union, apply_core_relocation, compute_core_relocation
+from netbpf.obj.btf import apply_core_relocation, compute_core_relocation
+from netbpf.obj.btf_maps import spin_lock_offset
 from netbpf.obj.collection import CollectionSpec, map_contents
 from netbpf.obj.spec import ProgramSpec
 from netbpf.sim.maps import SimMapHandle
@@ -75,27 +76,6 @@ def _ringbuf_size(size: int) -> int:
     """libbpf rounds a ring buffer's declared size up to a power-of-2 number of pages."""
     pages = max(1, (size + _PAGE_SIZE - 1) // _PAGE_SIZE)
     return (1 << (pages - 1).bit_length()) * _PAGE_SIZE
-
-
-def spin_lock_offset(btf: Btf | None, value_type_id: int) -> int | None:
-    """Byte offset of the ``struct bpf_spin_lock`` in a map value described by BTF: the
-    value itself, or one of its top-level members, as the kernel's BTF field search
-    finds it (None when there is none or the BTF cannot tell)."""
-    if btf is None or not value_type_id:
-        return None
-    try:
-        t = btf.resolve(value_type_id)
-        if isinstance(t, Struct) and t.name == "bpf_spin_lock":
-            return 0
-        if not isinstance(t, Struct | Union):
-            return None
-        for m in t.members:
-            mt = btf.resolve(m.type_id)
-            if isinstance(mt, Struct) and mt.name == "bpf_spin_lock" and not m.bitfield_size:
-                return m.bit_offset // 8
-    except BtfError:
-        return None
-    return None
 
 
 class _Loader:
