@@ -26,6 +26,8 @@ import pytest
 from _testrun import Outcome, digest, outcome
 
 from netbpf import SimBackend
+from netbpf.backend import TestRunResult
+from netbpf.hooks.testrun import prog_test_run
 from netbpf.obj.collection import load_collection_spec
 from netbpf.uapi import ctx_field
 from netbpf.vm.engine import ENGINES
@@ -76,6 +78,7 @@ class Loaded:
         self._compile = compile_bpf
         self._specs: dict[str, Any] = {}
         self._colls: dict[tuple[str, str], Any] = {}
+        self._backends: dict[tuple[str, str], SimBackend] = {}
 
     def spec(self, obj: str) -> Any:
         if obj not in self._specs:
@@ -85,8 +88,38 @@ class Loaded:
     def sim(self, obj: str, engine: str, **kw: Any) -> Any:
         key = (obj, f"sim-{engine}-{sorted(kw.items())}")
         if key not in self._colls:
-            self._colls[key] = SimBackend(engine=engine, **kw).load(self.spec(obj))
+            backend = SimBackend(engine=engine, **kw)
+            self._backends[key] = backend
+            self._colls[key] = backend.load(self.spec(obj))
         return self._colls[key]
+
+    def run_with_state(
+        self,
+        obj: str,
+        prog: str,
+        data_in: bytes,
+        ctx_in: bytes | None,
+        state: dict[str, Any],
+        *,
+        engine: str = "fast",
+    ) -> TestRunResult:
+        """A simulator test run whose RunEnv state is ``state`` (simulator-defined
+        helper values in, recorded redirects out)."""
+        coll = self.sim(obj, engine)
+        backend = self._backends[(obj, f"sim-{engine}-[]")]
+        p = coll.programs[prog]
+        with backend.mem.run_scope():
+            return prog_test_run(
+                p.executable,
+                p.prog_type,
+                attach_type=p.attach_type,
+                data_in=data_in,
+                ctx_in=ctx_in,
+                devices=backend.devices,
+                helpers=backend.helpers_for(p.prog_type),
+                mem=backend.mem,
+                state=state,
+            )
 
     def kernel(self, kernel: Any, obj: str) -> Any:
         key = (obj, "kernel")

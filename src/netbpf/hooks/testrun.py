@@ -70,7 +70,7 @@ from __future__ import annotations
 import errno as _errno
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netbpf.backend import TestRunResult
 from netbpf.errors import NotSupportedError, TestRunError
@@ -176,6 +176,14 @@ def _put(buf: bytearray, struct: dict[str, tuple[int, int]], name: str, value: i
     buf[off : off + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 
+def _run_state(state: dict[str, Any] | None, hook: dict[str, Any]) -> dict[str, Any]:
+    """The RunEnv's state: the caller's dict (if any) with the hook's entries."""
+    if state is None:
+        return hook
+    state.update(hook)
+    return state
+
+
 def _check_repeat(repeat: object) -> int:
     if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= U32_MAX:
         raise TestRunError(f"repeat must be an integer in 0..2**32-1, not {repeat!r}")
@@ -259,6 +267,7 @@ def prog_test_run_skb(
     devices: Mapping[int, NetDevice] | None = None,
     helpers: Mapping[int, HelperFn] | None = None,
     mem: AddressSpace | None = None,
+    state: dict[str, Any] | None = None,
 ) -> TestRunResult:
     """``bpf_prog_test_run_skb`` (see the module docstring for the exact steps)."""
     if prog_type not in SKB_PROG_TYPES:
@@ -329,7 +338,9 @@ def prog_test_run_skb(
         mem=mem,
         helpers=_helpers(prog_type, helpers),
         skb_load=skb.load_bytes_abs if prog_type in LD_ABS_PROG_TYPES else None,
-        state={"prog_type": prog_type, "skb": skb, "ctx_addr": ctx_addr, "devices": devs},
+        state=_run_state(
+            state, {"prog_type": prog_type, "skb": skb, "ctx_addr": ctx_addr, "devices": devs}
+        ),
     )
     retval, duration = _run(exe, env, ctx_addr, n_runs)
 
@@ -404,6 +415,7 @@ def prog_test_run_xdp(
     devices: Mapping[int, NetDevice] | None = None,
     helpers: Mapping[int, HelperFn] | None = None,
     mem: AddressSpace | None = None,
+    state: dict[str, Any] | None = None,
 ) -> TestRunResult:
     """``bpf_prog_test_run_xdp`` without live frames (see the module docstring)."""
     if attach_type in (AttachType.XDP_DEVMAP, AttachType.XDP_CPUMAP):
@@ -500,7 +512,10 @@ def prog_test_run_xdp(
     env = RunEnv(
         mem=mem,
         helpers=_helpers(ProgramType.XDP, helpers),
-        state={"prog_type": ProgramType.XDP, "xdp": xdp, "ctx_addr": ctx_addr, "devices": devs},
+        state=_run_state(
+            state,
+            {"prog_type": ProgramType.XDP, "xdp": xdp, "ctx_addr": ctx_addr, "devices": devs},
+        ),
     )
     retval, duration = _run(exe, env, ctx_addr, n_runs)
 
@@ -526,6 +541,7 @@ def prog_test_run(
     devices: Mapping[int, NetDevice] | None = None,
     helpers: Mapping[int, HelperFn] | None = None,
     mem: AddressSpace | None = None,
+    state: dict[str, Any] | None = None,
 ) -> TestRunResult:
     """BPF_PROG_TEST_RUN for a loaded program of ``prog_type``.
 
@@ -534,7 +550,11 @@ def prog_test_run(
     address space to run in (default: a fresh one per run).  With a long-lived
     ``mem`` -- the SimBackend's, where its maps live -- the run's packet, context and
     stack regions are added to it and stay there: the caller unmaps them
-    (:meth:`netbpf.sim.memory.SimAddressSpace.run_scope`).  Raises
+    (:meth:`netbpf.sim.memory.SimAddressSpace.run_scope`).  ``state`` (additive, for
+    the helpers): a dict used as the run environment's ``state`` -- give it the
+    simulator-defined values helpers read (``cgroup_path``, ``socket_cookie``...; see
+    :mod:`netbpf.helpers.skb` and :mod:`netbpf.helpers.misc`) and read back what the
+    run recorded (``redirect``, ``clone_redirects``).  Raises
     :class:`TestRunError` with the kernel's errno where the kernel refuses, and
     :class:`~netbpf.errors.ProgramFault` when the program breaks the sandbox."""
     if prog_type == ProgramType.XDP:
@@ -547,6 +567,7 @@ def prog_test_run(
             devices=devices,
             helpers=helpers,
             mem=mem,
+            state=state,
         )
     if prog_type in SKB_PROG_TYPES:
         return prog_test_run_skb(
@@ -558,6 +579,7 @@ def prog_test_run(
             devices=devices,
             helpers=helpers,
             mem=mem,
+            state=state,
         )
     if prog_type in TEST_RUN_KERNEL_TYPES:
         raise NotSupportedError(
