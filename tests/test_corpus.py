@@ -1,0 +1,1304 @@
+"""The differential corpus: our own C programs (``tests/progs/corpus_*.c``), each run on
+a sequence of packets in the simulator and in the running kernel.
+
+Every program is a small realistic networking program (a DDoS dropper, an L4 load
+balancer, an LPM ACL, VLAN tagging, IPIP and SIIT translation, a ring-buffer sampler,
+a rate meter, a tail-call pipeline, a socket filter, a cgroup filter, redirect maps,
+socket maps, maps of maps, queues, callbacks, global data...).  A :class:`Case` says
+how to load it (knobs set on the spec), how to pre-populate its maps (the same
+logical contents on both backends), which runs to make (program, packet from
+:mod:`corpus_packets`, optional ``__sk_buff`` context), and a Python model of what
+must come out.
+
+``test_corpus_sim`` (never skips) runs the simulator and checks it against the
+model: every run's retval, data_out and chosen ctx_out fields, every map's full
+contents decoded through BTF (per-CPU maps: all CPUs), every ring buffer record,
+queue/stack element and perf sample.  ``test_corpus_kernel`` runs the same sequence
+on the kernel (pinned to CPU 0, where the simulator runs; skipped with the probe's
+reason where bpf() is unusable) and on the simulator and asserts the observations are
+equal -- retvals, data_out, whole ctx_out, maps, records -- and that the kernel
+agrees with the model too, so the models are themselves checked against the kernel.
+
+Values that differ by nature are masked narrowly, after checking what can be
+checked about them: ``bpf_ktime_get_ns`` stamps (never decreasing, in order),
+``bpf_get_hash_recalc`` (the kernel seeds its flow hash at boot: only "stable and
+non-zero" is compared), socket cookies (only which slots are filled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import mmap
+import os
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from corpus_packets import (
+    ETH_P_8021AD,
+    ETH_P_8021Q,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    IPPROTO_ICMPV6,
+    IPPROTO_IPIP,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    SKB_MAX,
+    STANDARD,
+    XDP_MAX,
+    csum16,
+    dport,
+    eth,
+    ip4,
+    ip6,
+    ipv4,
+    ipv4_header_ok,
+    ipv6,
+    l4_checksum_ok,
+    l4_tcp,
+    l4_udp,
+    parse,
+    vlan,
+)
+
+from netbpf.errors import MapError, NetbpfError, TestRunError
+from netbpf.maps import possible_cpus
+from netbpf.obj.collection import load_collection_spec
+from netbpf.sim import SimBackend
+from netbpf.uapi import MapType
+
+NCPUS = possible_cpus()
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+TC_ACT_OK, TC_ACT_SHOT = 0, 2
+EINVAL = errno.EINVAL
+
+# ------------------------------------------------------------------------ small helpers
+
+
+def le32(b: bytes) -> int:
+    """A ``__be32`` field as the BTF decoder gives it: the bytes as a host integer."""
+    return int.from_bytes(b, "little")
+
+
+def le16(b: bytes) -> int:
+    return int.from_bytes(b, "little")
+
+
+def be16(n: int) -> int:
+    """A host-order 16-bit value as a ``__be16`` field decodes."""
+    return le16(n.to_bytes(2, "big"))
+
+
+def pcpu(v: Any) -> list[Any]:
+    """A per-CPU value that only CPU 0 (where every run happens) changed."""
+    zero: Any = 0
+    if isinstance(v, dict):
+        zero = {k: (bytes(len(x)) if isinstance(x, bytes) else 0) for k, x in v.items()}
+    return [v] + [zero] * (NCPUS - 1)
+
+
+def s32(n: int) -> int:
+    return n - (1 << 32) if n & 0x80000000 else n
+
+
+def u32(n: int) -> int:
+    return n & 0xFFFFFFFF
+
+
+SKB_CTX_SIZE = 192
+_SKB = {"len": 0, "mark": 8, "protocol": 16, "priority": 32, "ifindex": 40, "cb": 48, "hash": 68}
+
+
+def skb_ctx(*, cb: tuple[int, ...] = (0,) * 5, mark: int = 0, priority: int = 0) -> bytes:
+    """An ``__sk_buff`` for ctx_in: only fields BPF_PROG_TEST_RUN accepts."""
+    b = bytearray(SKB_CTX_SIZE)
+    struct.pack_into("<I", b, _SKB["mark"], mark)
+    struct.pack_into("<I", b, _SKB["priority"], priority)
+    struct.pack_into("<5I", b, _SKB["cb"], *cb)
+    return bytes(b)
+
+
+def skb_fields(ctx: bytes) -> dict[str, Any]:
+    """The ctx_out fields the models look at."""
+    return {
+        "mark": struct.unpack_from("<I", ctx, _SKB["mark"])[0],
+        "priority": struct.unpack_from("<I", ctx, _SKB["priority"])[0],
+        "cb": list(struct.unpack_from("<5I", ctx, _SKB["cb"])),
+    }
+
+
+ZERO_CTX = skb_ctx()
+
+# ------------------------------------------------------------------------ runs and cases
+
+
+@dataclass(frozen=True)
+class Run:
+    """One BPF_PROG_TEST_RUN: program, packet label and bytes, optional ctx_in."""
+
+    prog: str
+    pkt: str
+    data: bytes
+    ctx: bytes | None = None
+
+
+def runs_of(
+    prog: str, packets: dict[str, bytes] | None = None, *, ctx: bytes | None = None
+) -> list[Run]:
+    pk = STANDARD if packets is None else packets
+    return [Run(prog, name, data, ctx) for name, data in pk.items()]
+
+
+@dataclass
+class Expect:
+    """What a model predicts.  ``runs``: per run, the keys to check (``retval``,
+    ``data_out``, ``refused`` errno, ``ctx``: a subset of :func:`skb_fields`);
+    ``maps``: every map's normalised contents; ``streams``: drained records."""
+
+    runs: list[dict[str, Any]]
+    maps: dict[str, Any]
+    streams: dict[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Obs:
+    runs: list[dict[str, Any]]
+    maps: dict[str, Any]
+    streams: dict[str, list[Any]]
+    problems: list[str]
+
+
+@dataclass
+class Case:
+    source: str
+    #: runs, and Steps (Python-side map operations) between them
+    runs: list[Any]
+    model: Callable[[Case], Expect]
+    knobs: dict[str, Any] = field(default_factory=dict)
+    setup: Callable[[Side], None] | None = None
+    #: masks by-nature-different values in an observation, appending violated
+    #: relations to ``obs.problems`` (compared too: they must be empty)
+    vary: Callable[[Obs], None] | None = None
+    #: map name -> decoder of queue/stack elements or ring buffer records
+    decode: dict[str, Callable[[bytes], Any]] = field(default_factory=dict)
+    #: perf event arrays to open a consumer on (CPU 0) before the runs
+    perf: tuple[str, ...] = ()
+    #: known open disagreement of the simulator with the model/kernel: the bug
+    xfail: str | None = None
+
+
+# ------------------------------------------------------------------------ backends
+
+
+@contextlib.contextmanager
+def on_cpu0() -> Iterator[None]:
+    """Run the block on CPU 0: BPF_PROG_TEST_RUN runs on the caller's CPU, the
+    simulator on CPU 0, so per-CPU values compare only there."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+_RB_BUSY, _RB_DISCARD = 1 << 31, 1 << 30
+
+
+def consume_ringbuf(m: Any) -> list[bytes]:
+    """Every committed ring buffer record, consumed: the simulator's through its map,
+    the kernel's through the ring's pages (consumer page read-write, producer page and
+    the data pages mapped twice read-only), as libbpf's ring_buffer__consume reads."""
+    if hasattr(m, "map"):
+        return [bytes(r) for r in m.map.consume()]
+    page, size = mmap.PAGESIZE, m.max_entries
+    cons = mmap.mmap(m.fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    prod = mmap.mmap(m.fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+    records = []
+    try:
+        pos = struct.unpack_from("<Q", cons, 0)[0]
+        end = struct.unpack_from("<Q", prod, 0)[0]
+        while pos < end:
+            at = page + pos % size
+            hdr = struct.unpack_from("<I", prod, at)[0]
+            if hdr & _RB_BUSY:
+                break
+            n = hdr & ~(_RB_BUSY | _RB_DISCARD)
+            if not hdr & _RB_DISCARD:
+                records.append(bytes(prod[at + 8 : at + 8 + n]))
+            pos += (n + 8 + 7) & ~7
+        struct.pack_into("<Q", cons, 0, pos)
+    finally:
+        cons.close()
+        prod.close()
+    return records
+
+
+class KernelPerfReader:
+    """One BPF_OUTPUT perf event on CPU 0 installed at index 0 of a kernel
+    PERF_EVENT_ARRAY, with its ring mmap'ed: libbpf's perf_buffer in miniature."""
+
+    PAGES = 8
+
+    def __init__(self, kmap: Any) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        attr = bytearray(128)
+        # type PERF_TYPE_SOFTWARE, size, config PERF_COUNT_SW_BPF_OUTPUT,
+        # sample_period 1, sample_type PERF_SAMPLE_RAW, wakeup_events 1
+        struct.pack_into("<IIQQQ", attr, 0, 1, 128, 10, 1, 1 << 10)
+        struct.pack_into("<I", attr, 48, 1)
+        buf = ctypes.create_string_buffer(bytes(attr), 128)
+        fd = libc.syscall(298, buf, -1, 0, -1, 8)  # perf_event_open, FD_CLOEXEC
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "perf_event_open")
+        self.fd = fd
+        self.page = mmap.PAGESIZE
+        self.size = self.PAGES * self.page
+        self.ring = mmap.mmap(
+            fd, self.page + self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
+        )
+        kmap.update(struct.pack("<I", 0), struct.pack("<I", fd))
+
+    def drain(self) -> list[bytes]:
+        """The raw data of every PERF_RECORD_SAMPLE (padded as the kernel stores it)."""
+        head = struct.unpack_from("<Q", self.ring, 1024)[0]
+        tail = struct.unpack_from("<Q", self.ring, 1032)[0]
+        out = []
+        while tail < head:
+            off = tail % self.size
+            raw = bytes(self.ring[self.page + off : self.page + self.size]) + bytes(
+                self.ring[self.page : self.page + off]
+            )
+            typ, _misc, size = struct.unpack_from("<IHH", raw, 0)
+            if typ == 9:  # PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW
+                n = struct.unpack_from("<I", raw, 8)[0]
+                out.append(raw[12 : 12 + n])
+            else:
+                out.append(("record", typ))
+            tail += size
+        struct.pack_into("<Q", self.ring, 1032, tail)
+        return out
+
+    def close(self) -> None:
+        self.ring.close()
+        os.close(self.fd)
+
+
+class Side:
+    """One backend with a loaded collection, and what differs in how the two are fed:
+    sockets (real ones for the kernel, simulator sockets in its resolver) and perf
+    consumers."""
+
+    def __init__(self, backend: Any, coll: Any) -> None:
+        self.backend = backend
+        self.coll = coll
+        self.sim = isinstance(backend, SimBackend)
+        self._closers: list[Callable[[], None]] = []
+        self.perf: dict[str, Any] = {}
+
+    def tm(self, name: str) -> Any:
+        return self.coll.typed_map(name)
+
+    def socket_fd(self, kind: str) -> int:
+        """A socket suitable for socket maps: ``udp`` (bound), ``tcp_listen``,
+        ``udp_reuseport`` (bound, SO_REUSEPORT)."""
+        if self.sim:
+            from netbpf.maps.handles import Socket
+
+            if kind == "tcp_listen":
+                sk = Socket(type=socket.SOCK_STREAM, state="listen")
+            else:
+                sk = Socket(type=socket.SOCK_DGRAM, bound=True, reuseport=kind == "udp_reuseport")
+            return self.backend.resolver.add_fd(sk)
+        if kind == "tcp_listen":
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if kind == "udp_reuseport":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("127.0.0.1", 0))
+        self._closers.append(s.close)
+        return s.fileno()
+
+    def open_perf(self, name: str) -> None:
+        m = self.coll.maps[name]
+        if self.sim:
+            buf = m.map.open_buffer(cpus=[0])
+            self.perf[name] = buf
+            self._closers.append(buf.close)
+        else:
+            reader = KernelPerfReader(m)
+            self.perf[name] = reader
+            self._closers.append(reader.close)
+
+    def drain_perf(self, name: str) -> list[Any]:
+        src = self.perf[name]
+        if self.sim:
+            return [r.data if hasattr(r, "data") else ("lost", r) for r in src.consume()]
+        return src.drain()
+
+    def close(self) -> None:
+        for c in reversed(self._closers):
+            c()
+        self._closers.clear()
+
+
+# ------------------------------------------------------------------------ observing
+
+_UNORDERED = {
+    MapType.HASH,
+    MapType.PERCPU_HASH,
+    MapType.LRU_HASH,
+    MapType.LRU_PERCPU_HASH,
+    MapType.HASH_OF_MAPS,
+    MapType.DEVMAP_HASH,
+    MapType.SOCKHASH,
+}
+#: values that name kernel objects: only which keys are set is compared
+_COOKIE_MAPS = {MapType.SOCKMAP, MapType.SOCKHASH, MapType.REUSEPORT_SOCKARRAY}
+
+
+def _sort(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    return sorted(items, key=lambda kv: repr(kv[0]))
+
+
+def _keys(m: Any) -> list[int]:
+    return sorted(int.from_bytes(k, "little") for k in m.keys())
+
+
+def snapshot(side: Side, case: Case) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    coll = side.coll
+    prog_ids = {int(p.info().id): n for n, p in coll.programs.items()}
+    map_ids = {int(m.info().id): n for n, m in coll.maps.items()}
+    maps: dict[str, Any] = {}
+    streams: dict[str, list[Any]] = {}
+    for name in sorted(coll.maps):
+        m = coll.maps[name]
+        t = m.map_type
+        dec = case.decode.get(name, bytes)
+        if t == MapType.RINGBUF:
+            streams[name] = [dec(r) for r in consume_ringbuf(m)]
+        elif t in (MapType.QUEUE, MapType.STACK):
+            out = []
+            while True:
+                try:
+                    out.append(dec(m.pop()))
+                except MapError as e:
+                    if e.errno != errno.ENOENT:
+                        raise
+                    break
+            streams[name] = out
+        elif t == MapType.PERF_EVENT_ARRAY:
+            if name in side.perf:
+                streams[name] = [
+                    dec(r) if isinstance(r, bytes) else r for r in side.drain_perf(name)
+                ]
+        elif t == MapType.XSKMAP:
+            maps[name] = {"keys": _keys(m)}  # user space cannot look AF_XDP sockets up
+        elif t in _COOKIE_MAPS:
+            maps[name] = {"keys": _keys(m)}
+        else:
+            items = list(side.tm(name).items())
+            if t == MapType.PROG_ARRAY:
+                items = [(k, prog_ids.get(v, f"id {v}")) for k, v in items]
+            elif t in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
+                items = [(k, map_ids.get(v, f"id {v}")) for k, v in items]
+            maps[name] = _sort(items) if t in _UNORDERED else items
+    return maps, streams
+
+
+def observe(backend: Any, case: Case, compile_bpf: Any) -> Obs:
+    spec = load_collection_spec(compile_bpf(case.source))
+    for k, v in case.knobs.items():
+        spec.variables[k].set(v)
+    with backend.load(spec) as coll:
+        side = Side(backend, coll)
+        try:
+            if case.setup is not None:
+                case.setup(side)
+            for name in case.perf:
+                side.open_perf(name)
+            runs = []
+            for r in case.runs:
+                if isinstance(r, Step):
+                    r.fn(side)
+                    continue
+                rec: dict[str, Any] = {"prog": r.prog, "pkt": r.pkt}
+                try:
+                    res = coll.programs[r.prog].test_run(r.data, r.ctx)
+                except TestRunError as e:
+                    rec["refused"] = e.errno
+                except NetbpfError as e:  # a simulator fault: keep it visible in the diff
+                    rec["fault"] = f"{type(e).__name__}: {e}"
+                else:
+                    rec["retval"] = res.retval
+                    rec["data_out"] = res.data_out
+                    if r.ctx is not None:
+                        rec["ctx_out"] = res.ctx_out
+                runs.append(rec)
+            maps, streams = snapshot(side, case)
+        finally:
+            side.close()
+    obs = Obs(runs, maps, streams, [])
+    if case.vary is not None:
+        case.vary(obs)
+    return obs
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bytes | bytearray):
+        return bytes(v).hex()
+    return repr(v)
+
+
+def diff_runs(got: list[dict[str, Any]], want: list[dict[str, Any]], *, subset: bool) -> list[str]:
+    out = []
+    if len(got) != len(want):
+        return [f"{len(got)} runs, expected {len(want)}"]
+    for g, w in zip(got, want, strict=True):
+        where = f"{g['prog']}({g['pkt']})"
+        for k, wv in w.items():
+            if k in ("prog", "pkt"):
+                continue
+            if k == "ctx" and subset:
+                ctx = g.get("ctx_out")
+                gf = skb_fields(ctx) if ctx is not None else None
+                for fk, fv in wv.items():
+                    if gf is None or gf[fk] != fv:
+                        out.append(f"{where}: ctx {fk} = {gf and gf[fk]!r}, expected {fv!r}")
+                continue
+            gv = g.get(k, "<absent>")
+            if gv != wv:
+                extra = ""
+                if "fault" in g:
+                    extra = f" [{g['fault']}]"
+                elif "refused" in g:
+                    extra = f" [refused {errno.errorcode.get(g['refused'])}]"
+                out.append(f"{where}: {k} = {_show(gv)}, expected {_show(wv)}{extra}")
+        if not subset:
+            for k in g:
+                if k not in w:
+                    out.append(f"{where}: unexpected {k} = {_show(g[k])}")
+    return out
+
+
+def diff_dicts(what: str, got: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    out = []
+    for k in sorted(set(got) | set(want)):
+        if k not in got:
+            out.append(f"{what} {k}: missing, expected {want[k]!r}")
+        elif k not in want:
+            out.append(f"{what} {k}: {got[k]!r} not modelled")
+        elif got[k] != want[k]:
+            out.append(f"{what} {k}:\n   got {got[k]!r}\n  want {want[k]!r}")
+    return out
+
+
+def check_model(obs: Obs, exp: Expect) -> list[str]:
+    out = diff_runs(obs.runs, exp.runs, subset=True)
+    out += diff_dicts("map", obs.maps, exp.maps)
+    out += diff_dicts("stream", obs.streams, exp.streams)
+    out += [f"relation: {p}" for p in obs.problems]
+    return out
+
+
+def check_same(got: Obs, want: Obs) -> list[str]:
+    """Simulator (got) against kernel (want): everything, exactly."""
+    out = diff_runs(got.runs, want.runs, subset=False)
+    out += diff_dicts("map", got.maps, want.maps)
+    out += diff_dicts("stream", got.streams, want.streams)
+    if got.problems != want.problems:
+        out.append(f"relations: sim {got.problems}, kernel {want.problems}")
+    return out
+
+
+# ------------------------------------------------------------------------ model helpers
+
+
+def rodata(**kw: Any) -> list[tuple[int, dict[str, Any]]]:
+    return [(0, kw)]
+
+
+def outcome(run: Run, retval: int, data_out: bytes | None = None, **extra: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"prog": run.prog, "pkt": run.pkt, "retval": retval}
+    d["data_out"] = run.data if data_out is None else data_out
+    d.update(extra)
+    return d
+
+
+def refused(run: Run, err: int = EINVAL) -> dict[str, Any]:
+    return {"prog": run.prog, "pkt": run.pkt, "refused": err}
+
+
+def skb_refuses(data: bytes) -> bool:
+    """BPF_PROG_TEST_RUN refuses skb programs frames shorter than Ethernet, longer than
+    one page's linear area, or whose EtherType promises an IPv4/IPv6 header that is
+    not all there."""
+    if len(data) < 14 or len(data) > SKB_MAX:
+        return True
+    proto = get16(data, 12)
+    return (proto == ETH_P_IP and len(data) < 34) or (proto == ETH_P_IPV6 and len(data) < 54)
+
+
+def xdp_refuses(data: bytes) -> bool:
+    return len(data) < 14
+
+
+def xdp_linear(data: bytes) -> int:
+    """What data_end - data is in XDP: a frame longer than the linear area arrives
+    with the rest in fragments (BPF_PROG_TEST_RUN builds a multi-buffer frame)."""
+    return min(len(data), XDP_MAX)
+
+
+def array(values: list[Any]) -> list[tuple[int, Any]]:
+    return list(enumerate(values))
+
+
+def inc(d: dict[Any, Any], k: Any, n: int = 1) -> None:
+    d[k] = d.get(k, 0) + n
+
+
+def hashed(d: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    return _sort(list(d.items()))
+
+
+def csum_replace(check: int, old: bytes, new: bytes) -> int:
+    """RFC 1624 incremental update of a checksum field (big-endian values):
+    ``~(~HC + ~m + m')``, what ``bpf_csum_diff`` plus a fold computes."""
+    s = ~check & 0xFFFF
+    for i in range(0, len(old), 2):
+        s += ~int.from_bytes(old[i : i + 2], "big") & 0xFFFF
+    for i in range(0, len(new), 2):
+        s += int.from_bytes(new[i : i + 2], "big")
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def get16(b: bytes | bytearray, off: int) -> int:
+    return int(struct.unpack_from("!H", b, off)[0])
+
+
+def put16(b: bytearray, off: int, v: int) -> None:
+    struct.pack_into("!H", b, off, v)
+
+
+# ======================================================================== the corpus
+# ------------------------------------------------------------------------ ddos
+
+
+def _ddos_model(case: Case) -> Expect:
+    allow = {le32(ip4("10.1.2.3"))}
+    v4: dict[int, dict[str, Any]] = {}
+    v6: dict[bytes, int] = {}
+    verdicts = [0] * 5  # PASS_NEW, PASS, DROP, ALLOW, NOT_IP
+    runs = []
+    lim4, lim6 = case.knobs["v4_limit"], case.knobs["v6_limit"]
+    for r in case.runs:
+        if xdp_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        p = parse(r.data)
+        assert p is not None
+        if not p.l3_ok:
+            verdicts[4] += 1
+            runs.append(outcome(r, XDP_PASS))
+            continue
+        if p.ethertype == ETH_P_IP:
+            src = le32(p.src)
+            if src in allow:
+                verdicts[3] += 1
+                runs.append(outcome(r, XDP_PASS))
+                continue
+            st = v4.get(src)
+            if st is None:
+                v4[src] = {
+                    "packets": 1,
+                    "bytes": xdp_linear(r.data),
+                    "first_seen_ns": "ktime",
+                    "last_seen_ns": "ktime",
+                }
+                verdicts[0] += 1
+                runs.append(outcome(r, XDP_PASS))
+                continue
+            st["packets"] += 1
+            st["bytes"] += xdp_linear(r.data)
+            drop = st["packets"] > lim4
+        else:
+            key = p.src[:8]
+            if key not in v6:
+                v6[key] = 1
+                verdicts[0] += 1
+                runs.append(outcome(r, XDP_PASS))
+                continue
+            v6[key] += 1
+            drop = v6[key] > lim6
+        verdicts[2 if drop else 1] += 1
+        runs.append(outcome(r, XDP_DROP if drop else XDP_PASS))
+    return Expect(
+        runs,
+        {
+            ".rodata": rodata(v4_limit=lim4, v6_limit=lim6),
+            ".bss": [(0, {"clock_backwards": 0})],
+            "allow": [(k, 1) for k in sorted(allow)],
+            "v4_src": hashed(v4),
+            "v6_src": _sort([({"bytes": k}, pcpu(n)) for k, n in v6.items()]),
+            "verdicts": array([pcpu(v) for v in verdicts]),
+        },
+    )
+
+
+def _ddos_setup(side: Side) -> None:
+    side.tm("allow")[le32(ip4("10.1.2.3"))] = 1
+
+
+def _ddos_vary(obs: Obs) -> None:
+    for key, st in obs.maps.get("v4_src", []):
+        if not st["first_seen_ns"] <= st["last_seen_ns"]:
+            obs.problems.append(f"v4_src {key}: first seen after last seen")
+        st["first_seen_ns"] = st["last_seen_ns"] = "ktime"
+
+
+def _ddos() -> Case:
+    burst = {
+        f"burst_{i}": eth(ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(3000 + i, 53), src="10.9.9.9"))
+        for i in range(5)
+    }
+    burst6 = {
+        f"burst6_{i}": eth(
+            ETH_P_IPV6, ipv6(IPPROTO_UDP, l4_udp(3000, 53), src=f"2001:db8:0:0:{i}::9")
+        )
+        for i in range(3)
+    }
+    return Case(
+        "corpus_ddos.c",
+        runs_of("ddos_drop") + runs_of("ddos_drop", burst | burst6),
+        _ddos_model,
+        knobs={"v4_limit": 3, "v6_limit": 2},
+        setup=_ddos_setup,
+        vary=_ddos_vary,
+    )
+
+
+# ------------------------------------------------------------------------ load balancer
+
+_LB_BACKENDS = [
+    (ip4("10.10.0.1"), bytes.fromhex("02000000aa01")),
+    (ip4("10.10.0.2"), bytes.fromhex("02000000aa02")),
+    (ip4("10.10.0.3"), bytes.fromhex("02000000aa03")),
+    (ip4("10.10.0.4"), bytes.fromhex("02000000aa04")),
+]
+_LB_VIPS = {
+    (ip4("10.0.0.2"), 80, IPPROTO_TCP): (0, 2),
+    (ip4("10.0.0.2"), 53, IPPROTO_UDP): (2, 1),
+    (ip4("10.0.0.3"), 4791, IPPROTO_UDP): (3, 2),  # backend 4 is unset: drops
+}
+
+
+def _vip_key(addr: bytes, port: int, proto: int) -> dict[str, int]:
+    return {"addr": le32(addr), "port": be16(port), "proto": proto, "pad": 0}
+
+
+def _lb_setup(side: Side) -> None:
+    vips = side.tm("vips")
+    for (addr, port, proto), (first, count) in _LB_VIPS.items():
+        vips[_vip_key(addr, port, proto)] = {"first": first, "count": count}
+    be = side.tm("backends")
+    for i, (addr, mac) in enumerate(_LB_BACKENDS):
+        be[i] = {"addr": le32(addr), "mac": mac, "pad": 0}
+
+
+def _lb_grow(side: Side) -> None:
+    side.tm("vips")[_vip_key(ip4("10.0.0.2"), 80, IPPROTO_TCP)] = {"first": 0, "count": 3}
+
+
+def fnv1a(data: bytes) -> int:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+@dataclass(frozen=True)
+class Step:
+    """A Python-side action between runs (the same on both backends)."""
+
+    label: str
+    fn: Callable[[Side], None]
+
+
+def _lb_model(case: Case) -> Expect:
+    vips = dict(_LB_VIPS)
+    conntrack: dict[bytes, int] = {}
+    stats = [[0, 0] for _ in range(8)]
+    runs = []
+    for r in case.runs:
+        if isinstance(r, Step):
+            vips[(ip4("10.0.0.2"), 80, IPPROTO_TCP)] = (0, 3)
+            continue
+        if xdp_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        p = parse(r.data)
+        assert p is not None
+        if p.ethertype != ETH_P_IP or not p.l3_ok or p.fragment or p.l4 is None or p.vlan_ids:
+            runs.append(outcome(r, XDP_PASS))
+            continue
+        if p.ip_proto not in (IPPROTO_TCP, IPPROTO_UDP):
+            runs.append(outcome(r, XDP_PASS))
+            continue
+        hdr = 20 if p.ip_proto == IPPROTO_TCP else 8
+        if p.l4 + hdr > len(r.data):
+            runs.append(outcome(r, XDP_PASS))
+            continue
+        _sport, dp = struct.unpack_from("!HH", r.data, p.l4)
+        vip = vips.get((p.dst, dp, p.ip_proto))
+        if vip is None or vip[1] == 0:
+            runs.append(outcome(r, XDP_PASS))
+            continue
+        fk = p.src + p.dst + r.data[p.l4 : p.l4 + 4] + bytes([p.ip_proto]) + bytes(3)
+        if fk in conntrack:
+            idx = conntrack[fk]
+        else:
+            idx = vip[0] + fnv1a(fk[:13]) % vip[1]
+            conntrack[fk] = idx
+        if idx >= len(_LB_BACKENDS):
+            runs.append(outcome(r, XDP_DROP))
+            continue
+        addr, mac = _LB_BACKENDS[idx]
+        out = bytearray(r.data)
+        l3 = p.l3
+        assert l3 is not None
+        out[l3 + 16 : l3 + 20] = addr
+        put16(out, l3 + 10, csum_replace(get16(out, l3 + 10), p.dst, addr))
+        coff = p.l4 + (16 if p.ip_proto == IPPROTO_TCP else 6)
+        if p.ip_proto == IPPROTO_TCP or get16(out, coff):
+            put16(out, coff, csum_replace(get16(out, coff), p.dst, addr))
+        out[6:12] = r.data[0:6]
+        out[0:6] = mac
+        assert ipv4_header_ok(bytes(out), l3), r.pkt
+        if len(out) >= l3 + get16(out, l3 + 2):
+            assert l4_checksum_ok(bytes(out), l3), r.pkt
+        stats[idx][0] += 1
+        stats[idx][1] += xdp_linear(r.data)
+        runs.append(outcome(r, XDP_TX, bytes(out)))
+    ct = []
+    for k, v in conntrack.items():
+        key = {
+            "saddr": le32(k[0:4]),
+            "daddr": le32(k[4:8]),
+            "sport": le16(k[8:10]),
+            "dport": le16(k[10:12]),
+            "proto": k[12],
+            "pad": bytes(3),
+        }
+        ct.append((key, v))
+    return Expect(
+        runs,
+        {
+            "vips": _sort([(_vip_key(*k), {"first": f, "count": c}) for k, (f, c) in vips.items()]),
+            "backends": array(
+                [{"addr": le32(a), "mac": m, "pad": 0} for a, m in _LB_BACKENDS]
+                + [{"addr": 0, "mac": bytes(6), "pad": 0}] * 4
+            ),
+            "conntrack": _sort(ct),
+            "be_stats": array([pcpu({"packets": a, "bytes": b}) for a, b in stats]),
+        },
+    )
+
+
+def _lb() -> Case:
+    flows = {
+        f"flow_{i}": eth(
+            ETH_P_IP, ipv4(IPPROTO_TCP, l4_tcp(1000 + i, 80, b"x" * i), src=f"10.0.1.{i}")
+        )
+        for i in range(1, 9)
+    }
+    again = {f"flow_{i}_again": flows[f"flow_{i}"] for i in range(1, 9, 2)}
+    more = {
+        f"udp_vip_{i}": eth(
+            ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(2000 + i, 4791, bytes(i)), dst="10.0.0.3")
+        )
+        for i in range(6)
+    }
+    seq: list[Any] = runs_of("lb_ingress") + runs_of("lb_ingress", flows)
+    seq += [Step("grow", _lb_grow), *runs_of("lb_ingress", again | more)]
+    return Case("corpus_lb.c", seq, _lb_model, setup=_lb_setup)
+
+
+# ------------------------------------------------------------------------ LPM ACL
+
+_ACL_V4 = [("10.0.0.0", 8, 1, 0), ("10.0.0.0", 24, 2, 1), ("10.0.0.1", 32, 3, 0), ("192.168.0.0", 16, 4, 1),
+           ("172.16.0.0", 12, 5, 0)]  # fmt: skip
+_ACL_V6 = [("2001:db8::", 32, 6, 0), ("2001:db8:1::", 48, 7, 1), ("2001:db8::1", 128, 8, 1)]
+
+
+def _bits(addr: bytes, plen: int) -> str:
+    return "".join(f"{b:08b}" for b in addr)[:plen]
+
+
+def lpm_order(entries: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
+    """The kernel's LPM trie iteration order: post-order, the 0 branch first (a
+    prefix after everything it contains)."""
+    return sorted(entries, key=lambda e: _bits(*e) + "2")
+
+
+def lpm_match(table: list[tuple[bytes, int, Any]], addr: bytes) -> Any:
+    best = None
+    for pfx, plen, val in table:
+        if _bits(pfx, plen) == _bits(addr, plen) and (best is None or plen > best[0]):
+            best = (plen, val)
+    return None if best is None else best[1]
+
+
+def _acl_tables() -> tuple[list[Any], list[Any]]:
+    v4 = [(ip4(a), n, {"id": i, "action": act}) for a, n, i, act in _ACL_V4]
+    v6 = [(ip6(a), n, {"id": i, "action": act}) for a, n, i, act in _ACL_V6]
+    return v4, v6
+
+
+def _acl_setup(side: Side) -> None:
+    v4, v6 = _acl_tables()
+    for name, table in (("acl_v4", v4), ("acl_v6", v6)):
+        m = side.tm(name)
+        for pfx, plen, val in table:
+            m[{"prefixlen": plen, "addr": pfx}] = val
+
+
+def _acl_model(case: Case) -> Expect:
+    v4, v6 = _acl_tables()
+    deny_default = case.knobs["default_deny"]
+    hits = [0] * 16
+    runs = []
+
+    def decide(addr: bytes) -> tuple[bool, int]:
+        rule = lpm_match(v4 if len(addr) == 4 else v6, addr)
+        hits[rule["id"] & 15 if rule else 0] += 1
+        if rule is None:
+            return bool(deny_default), 0
+        return rule["action"] == 1, rule["id"]
+
+    for r in case.runs:
+        if r.prog == "acl_tc":
+            if skb_refuses(r.data):
+                runs.append(refused(r))
+                continue
+            proto = get16(r.data, 12)
+            n = {ETH_P_IP: 4, ETH_P_IPV6: 16}.get(proto)
+            off = 14 + (12 if proto == ETH_P_IP else 8)
+            if n is None or off + n > len(r.data):
+                runs.append(outcome(r, TC_ACT_OK, ctx={"mark": 0}))
+                continue
+            deny, rid = decide(r.data[off : off + n])
+            runs.append(outcome(r, TC_ACT_SHOT if deny else TC_ACT_OK, ctx={"mark": rid}))
+        else:
+            if xdp_refuses(r.data):
+                runs.append(refused(r))
+                continue
+            p = parse(r.data)
+            assert p is not None
+            if not p.l3_ok:
+                runs.append(outcome(r, XDP_PASS))
+                continue
+            deny, _ = decide(p.src)
+            runs.append(outcome(r, XDP_DROP if deny else XDP_PASS))
+
+    def lpm(table: list[Any]) -> list[Any]:
+        order = lpm_order([(pfx, plen) for pfx, plen, _ in table])
+        vals = {(pfx, plen): v for pfx, plen, v in table}
+        return [({"prefixlen": plen, "addr": pfx}, vals[(pfx, plen)]) for pfx, plen in order]
+
+    return Expect(
+        runs,
+        {
+            ".rodata": rodata(default_deny=deny_default),
+            "acl_v4": lpm(v4),
+            "acl_v6": lpm(v6),
+            "hits": array([pcpu(h) for h in hits]),
+        },
+    )
+
+
+def _acl() -> Case:
+    extra = {
+        "v4_src_10_0_0_77": eth(ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(1, 2), src="10.0.0.77")),
+        "v4_src_10_200_0_1": eth(ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(1, 2), src="10.200.0.1")),
+        "v4_src_8_8_8_8": eth(ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(1, 2), src="8.8.8.8")),
+        "v6_src_db8_1_5": eth(ETH_P_IPV6, ipv6(IPPROTO_UDP, l4_udp(1, 2), src="2001:db8:1::5")),
+        "v6_src_other": eth(ETH_P_IPV6, ipv6(IPPROTO_UDP, l4_udp(1, 2), src="fe80::1")),
+    }
+    pk = STANDARD | extra
+    return Case(
+        "corpus_acl.c",
+        runs_of("acl_tc", pk, ctx=ZERO_CTX) + runs_of("acl_xdp", pk),
+        _acl_model,
+        knobs={"default_deny": 1},
+        setup=_acl_setup,
+    )
+
+
+# ------------------------------------------------------------------------ VLAN tagger
+
+_VID_BY_PORT = {53: 0, 80: 200, 443: 300}
+
+
+def _vlan_setup(side: Side) -> None:
+    m = side.tm("vid_by_port")
+    for port, vid in _VID_BY_PORT.items():
+        m[port] = vid
+
+
+def _vlan_model(case: Case) -> Expect:
+    default_vid = case.knobs["default_vid"]
+    stats = [0] * 8
+    runs = []
+
+    def vid_for(data: bytes) -> int | None:
+        p = parse(data)
+        assert p is not None
+        if p.vlan_ids or not p.l3_ok:
+            return None
+        port = dport(data, p) or 0
+        return _VID_BY_PORT.get(port, default_vid)
+
+    for r in case.runs:
+        refuses = skb_refuses(r.data) if r.prog.startswith("vlan_") else xdp_refuses(r.data)
+        if refuses:
+            runs.append(refused(r))
+            continue
+        p = parse(r.data)
+        assert p is not None
+        if r.prog == "vlan_tag":
+            if p.vlan_ids:
+                stats[2] += 1
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            vid = vid_for(r.data)
+            if vid is None:
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+            elif vid == 0:
+                stats[1] += 1
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+            else:
+                stats[0] += 1
+                cb = [1, vid | 3 << 13, ETH_P_8021Q, get16(r.data, 12), 0]
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": cb}))
+        elif r.prog == "vlan_untag":
+            proto = get16(r.data, 12)
+            data = r.data
+            popped = 0
+            hw: int | None = None
+            for _ in range(2):
+                if hw is None and proto not in (ETH_P_8021Q, ETH_P_8021AD):
+                    break
+                if hw is not None:
+                    hw = None  # the accelerated tag is dropped
+                else:
+                    data = data[:12] + data[16:]
+                    proto = get16(data, 12)
+                    if proto in (ETH_P_8021Q, ETH_P_8021AD):  # the next tag moves to hwaccel
+                        hw = get16(data, 14)
+                        data = data[:12] + data[16:]
+                        proto = get16(data, 12)
+                popped += 1
+            stats[4] += popped
+            cb = [popped, int(hw is not None), hw or 0, proto, 0]
+            runs.append(outcome(r, TC_ACT_OK, data, ctx={"cb": cb}))
+        elif r.prog == "xdp_vlan_push":
+            vid = vid_for(r.data)
+            if not vid:
+                runs.append(outcome(r, XDP_PASS))
+                continue
+            stats[6] += 1
+            out = r.data[:12] + struct.pack("!HH", ETH_P_8021Q, vid) + r.data[12:]
+            runs.append(outcome(r, XDP_PASS, out))
+        else:  # xdp_vlan_pop
+            if len(r.data) < 18 or get16(r.data, 12) not in (ETH_P_8021Q, ETH_P_8021AD):
+                runs.append(outcome(r, XDP_PASS))
+                continue
+            stats[7] += 1
+            runs.append(outcome(r, XDP_PASS, r.data[:12] + r.data[16:]))
+    return Expect(
+        runs,
+        {
+            ".rodata": rodata(default_vid=default_vid),
+            "vid_by_port": hashed(dict(_VID_BY_PORT)),
+            "vlan_stats": array(stats),
+        },
+    )
+
+
+def _vlan() -> Case:
+    extra = {
+        "ipv4_tcp_443": eth(ETH_P_IP, ipv4(IPPROTO_TCP, l4_tcp(5555, 443, b"tls"))),
+        "qinq_ipv6_udp": vlan(
+            [(ETH_P_8021AD, 7), (ETH_P_8021Q, 8)], ETH_P_IPV6, ipv6(IPPROTO_UDP, l4_udp(1, 2))
+        ),
+        "vlan_only_tag": vlan([(ETH_P_8021Q, 5)], ETH_P_IP, b""),
+    }
+    pk = STANDARD | extra
+    seq = runs_of("vlan_tag", pk, ctx=ZERO_CTX) + runs_of("vlan_untag", pk, ctx=ZERO_CTX)
+    seq += runs_of("xdp_vlan_push", pk) + runs_of("xdp_vlan_pop", pk)
+    return Case("corpus_vlan.c", seq, _vlan_model, knobs={"default_vid": 100}, setup=_vlan_setup)
+
+
+# ------------------------------------------------------------------------ IPIP
+
+_TUNNELS = {
+    ip4("10.0.0.2"): (ip4("192.0.2.1"), ip4("198.51.100.7"), 32),
+    ip4("10.0.0.4"): (ip4("192.0.2.1"), ip4("198.51.100.9"), 9),
+}
+_IPIP_LOCAL = ip4("10.0.0.2")
+
+
+def _tunnel_value(local: bytes, remote: bytes, ttl: int) -> dict[str, Any]:
+    return {"local": le32(local), "remote": le32(remote), "ttl": ttl, "pad": bytes(3)}
+
+
+def _ipip_setup(side: Side) -> None:
+    m = side.tm("tunnels")
+    for inner, t in _TUNNELS.items():
+        m[le32(inner)] = _tunnel_value(*t)
+
+
+def ipip_frame(inner: bytes, *, src: str = "198.51.100.7", dst: str = "10.0.0.2") -> bytes:
+    """An Ethernet/IPv4 frame carrying ``inner`` (an IPv4 packet) as IPIP."""
+    return eth(ETH_P_IP, ipv4(IPPROTO_IPIP, inner, src=src, dst=dst))
+
+
+def _ipip_model(case: Case) -> Expect:
+    stats = [0] * 4
+    runs = []
+    for r in case.runs:
+        tc = r.prog != "ipip_xdp_decap"
+        if skb_refuses(r.data) if tc else xdp_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        d = r.data
+        is_ip = get16(d, 12) == ETH_P_IP
+        if r.prog == "ipip_encap":
+            t = _TUNNELS.get(d[30:34]) if is_ip and len(d) >= 34 else None
+            if t is None:
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            local, remote, ttl = t
+            hdr = bytearray(
+                struct.pack(
+                    "!BBHHHBBH4s4s",
+                    0x45,
+                    d[15],
+                    len(d) + 20 - 14,
+                    0,
+                    0x4000,
+                    ttl,
+                    IPPROTO_IPIP,
+                    0,
+                    local,
+                    remote,
+                )
+            )
+            put16(hdr, 10, csum16(bytes(hdr)))
+            stats[0] += 1
+            runs.append(outcome(r, TC_ACT_OK, d[:14] + bytes(hdr) + d[14:], ctx={"cb": [0] * 5}))
+            continue
+        ours = (
+            is_ip
+            and len(d) >= 34
+            and d[23] == IPPROTO_IPIP
+            and d[14] & 0xF == 5
+            and d[30:34] == _IPIP_LOCAL
+        )
+        if r.prog == "ipip_decap":
+            if not ours:
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            stats[1] += 1
+            out = d[:14] + d[34:]
+            runs.append(outcome(r, TC_ACT_OK, out, ctx={"cb": [0, le32(out[26:30]), 0, 0, 0]}))
+        else:
+            if not ours:
+                runs.append(outcome(r, XDP_PASS))
+                continue
+            stats[2] += 1
+            runs.append(outcome(r, XDP_PASS, d[:14] + d[34:]))
+    return Expect(
+        runs,
+        {
+            ".rodata": rodata(local_addr=le32(_IPIP_LOCAL)),
+            "tunnels": hashed({le32(k): _tunnel_value(*v) for k, v in _TUNNELS.items()}),
+            "tun_stats": array(stats),
+        },
+    )
+
+
+def _ipip() -> Case:
+    inner_tcp = ipv4(IPPROTO_TCP, l4_tcp(1111, 80, b"inner"), src="172.16.9.9", dst="10.8.0.1")
+    inner_udp = ipv4(IPPROTO_UDP, l4_udp(2222, 53, bytes(40)), src="172.16.9.10", dst="10.8.0.2")
+    encapsulated = {
+        "ipip_tcp": ipip_frame(inner_tcp),
+        "ipip_udp": ipip_frame(inner_udp),
+        "ipip_not_local": ipip_frame(inner_tcp, dst="10.0.0.99"),
+        "ipip_big": ipip_frame(ipv4(IPPROTO_UDP, l4_udp(3, 4, bytes(3000)), src="172.16.9.11")),
+    }
+    pk = STANDARD | encapsulated
+    seq = runs_of("ipip_encap", pk, ctx=ZERO_CTX) + runs_of("ipip_decap", pk, ctx=ZERO_CTX)
+    seq += runs_of("ipip_xdp_decap", pk)
+    return Case(
+        "corpus_ipip.c",
+        seq,
+        _ipip_model,
+        knobs={"local_addr": le32(_IPIP_LOCAL)},
+        setup=_ipip_setup,
+    )
+
+
+# ------------------------------------------------------------------------ SIIT
+
+_WKP = bytes.fromhex("0064ff9b0000000000000000")
+
+
+def _siit_model(case: Case) -> Expect:
+    stats = [0] * 4
+    runs = []
+    for r in case.runs:
+        if skb_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        d = r.data
+        proto = get16(d, 12)
+        if r.prog == "nat46":
+            if proto != ETH_P_IP:
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            if len(d) < 34:
+                stats[2] += 1
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            l4p = d[23]
+            if d[14] & 0xF != 5 or l4p not in (IPPROTO_TCP, IPPROTO_UDP) or get16(d, 20) & 0x3FFF:
+                stats[2] += 1
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            tos, tot, ttl = d[15], get16(d, 16), d[22]
+            src6, dst6 = _WKP + d[26:30], _WKP + d[30:34]
+            hdr = (
+                struct.pack("!IHBB", 0x60000000 | tos << 20, (tot - 20) & 0xFFFF, l4p, ttl)
+                + src6
+                + dst6
+            )
+            out = bytearray(d[:12] + struct.pack("!H", ETH_P_IPV6) + hdr + d[34:])
+            old_addrs, new_addrs = d[26:34], src6 + dst6
+            l4 = 54
+        else:
+            if proto != ETH_P_IPV6:
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            if len(d) < 54:
+                stats[2] += 1
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            l4p = d[20]
+            if l4p not in (IPPROTO_TCP, IPPROTO_UDP) or d[22:34] != _WKP or d[38:50] != _WKP:
+                stats[2] += 1
+                runs.append(outcome(r, TC_ACT_OK, ctx={"cb": [0] * 5}))
+                continue
+            tclass = (get16(d, 14) >> 4) & 0xFF
+            hdr = bytearray(
+                struct.pack(
+                    "!BBHHHBBH4s4s",
+                    0x45,
+                    tclass,
+                    get16(d, 18) + 20,
+                    0,
+                    0x4000,
+                    d[21],
+                    l4p,
+                    0,
+                    d[34:38],
+                    d[50:54],
+                )
+            )
+            put16(hdr, 10, csum16(bytes(hdr)))
+            out = bytearray(d[:12] + struct.pack("!H", ETH_P_IP) + bytes(hdr) + d[54:])
+            old_addrs, new_addrs = d[22:54], d[34:38] + d[50:54]
+            l4 = 34
+        coff = l4 + (16 if l4p == IPPROTO_TCP else 6)
+        if coff + 2 > len(out):
+            stats[3] += 1
+            runs.append(
+                outcome(r, TC_ACT_SHOT, bytes(out), ctx={"cb": [0, 0, 0, u32(-errno.EFAULT), 0]})
+            )
+            continue
+        c = get16(out, coff)
+        if not (l4p == IPPROTO_UDP and c == 0):
+            c = csum_replace(c, old_addrs, new_addrs)
+            if l4p == IPPROTO_UDP and c == 0:
+                c = 0xFFFF
+            put16(out, coff, c)
+        assert l4_checksum_ok(bytes(out), 14), r.pkt
+        stats[0 if r.prog == "nat46" else 1] += 1
+        runs.append(outcome(r, TC_ACT_OK, bytes(out), ctx={"cb": [0] * 5}))
+    return Expect(runs, {".rodata": [(0, {"wkp": _WKP})], "xlat_stats": array(stats)})
+
+
+def _siit() -> Case:
+    v6 = {
+        "siit6_tcp": eth(ETH_P_IPV6, ipv6(IPPROTO_TCP, l4_tcp(4000, 80, b"hi"), src="64:ff9b::a00:1", dst="64:ff9b::c000:201", tclass=0x28)),
+        "siit6_udp": eth(ETH_P_IPV6, ipv6(IPPROTO_UDP, l4_udp(4001, 53, b"q"), src="64:ff9b::a00:2", dst="64:ff9b::808:808", hop_limit=3)),
+        "siit6_icmp": eth(ETH_P_IPV6, ipv6(IPPROTO_ICMPV6, bytes(8), src="64:ff9b::a00:2", dst="64:ff9b::808:808")),
+        "siit6_half": eth(ETH_P_IPV6, ipv6(IPPROTO_UDP, l4_udp(1, 2), src="64:ff9b::a00:2", dst="2001:db8::2")),
+    }  # fmt: skip
+    v4 = {"siit4_tos": eth(ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(9, 9, b"tos"), tos=0xB8, ttl=7))}
+    pk = STANDARD | v6 | v4
+    seq = runs_of("nat46", pk, ctx=ZERO_CTX) + runs_of("nat64", pk, ctx=ZERO_CTX)
+    return Case("corpus_siit.c", seq, _siit_model)
+
+
+# ======================================================================== the tests
+
+CASES: dict[str, Callable[[], Case]] = {
+    "ddos": _ddos,
+    "lb": _lb,
+    "acl": _acl,
+    "vlan": _vlan,
+    "ipip": _ipip,
+    "siit": _siit,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_corpus_sim(name: str, compile_bpf: Any, request: pytest.FixtureRequest) -> None:
+    """The simulator against the Python model of the program."""
+    case = CASES[name]()
+    if case.xfail:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=case.xfail))
+    with SimBackend() as sim:
+        obs = observe(sim, case, compile_bpf)
+    problems = check_model(obs, case.model(case))
+    assert not problems, f"{case.source}: simulator vs model:\n" + "\n".join(problems[:30])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_corpus_kernel(
+    name: str, kernel: Any, compile_bpf: Any, request: pytest.FixtureRequest
+) -> None:
+    """The kernel against the model, and the simulator against the kernel."""
+    case = CASES[name]()
+    with on_cpu0():
+        want = observe(kernel, case, compile_bpf)
+    problems = check_model(want, case.model(case))
+    assert not problems, f"{case.source}: KERNEL vs model:\n" + "\n".join(problems[:30])
+    if case.xfail:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=case.xfail))
+    with SimBackend() as sim:
+        got = observe(sim, case, compile_bpf)
+    problems = check_same(got, want)
+    assert not problems, f"{case.source}: simulator vs kernel:\n" + "\n".join(problems[:30])
