@@ -44,6 +44,7 @@ from corpus_packets import (
     ETH_P_8021Q,
     ETH_P_IP,
     ETH_P_IPV6,
+    IPPROTO_ICMP,
     IPPROTO_ICMPV6,
     IPPROTO_IPIP,
     IPPROTO_TCP,
@@ -1262,6 +1263,353 @@ def _siit() -> Case:
     return Case("corpus_siit.c", seq, _siit_model)
 
 
+# ------------------------------------------------------------------------ sampler
+
+_SAMPLE = struct.Struct("<IIHHIQ64s")
+
+
+def _decode_sample(raw: bytes) -> dict[str, Any]:
+    seq, n, proto, head_len, cpu, ts, head = _SAMPLE.unpack(raw)
+    return {
+        "seq": seq,
+        "len": n,
+        "proto": proto,
+        "head_len": head_len,
+        "cpu": cpu,
+        "ts": ts,
+        "head": head,
+    }
+
+
+def _decode_note(raw: bytes) -> tuple[int, ...]:
+    return tuple(struct.unpack("<IHBB", raw))
+
+
+def _sampler_vary(obs: Obs) -> None:
+    last = 0
+    for rec in obs.streams.get("samples", []):
+        if rec["ts"] < last:
+            obs.problems.append(f"sample {rec['seq']}: timestamp went backwards")
+        last = rec["ts"]
+        rec["ts"] = "ktime"
+
+
+def _sampler_model(case: Case) -> Expect:
+    assert case.knobs["sample_rate"] == 1
+    seq = sampled = discarded = perf_ok = 0
+    prod = 0
+    samples, notes, perf = [], [], []
+    runs = []
+    for r in case.runs:
+        if xdp_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        n = xdp_linear(r.data)
+        seq += 1
+        prod += 8 + _SAMPLE.size
+        flag = 0
+        if n < 60:
+            discarded += 1
+        else:
+            head = r.data[: 64 if n >= 64 else 60].ljust(64, b"\0")
+            samples.append(
+                {"seq": seq, "len": n, "proto": get16(r.data, 12), "head_len": min(64, 60 if n < 64 else 64),
+                 "cpu": 0, "ts": "ktime", "head": head}
+            )  # fmt: skip
+            sampled += 1
+            flag = 1
+        notes.append((seq, n & 0xFFFF, flag, 0))
+        raw = struct.pack("<II", seq, n) + r.data[: min(n, 128)]
+        perf.append(raw.ljust((len(raw) + 4 + 7) // 8 * 8 - 4, b"\0"))
+        perf_ok += 1
+        runs.append(outcome(r, XDP_PASS))
+    bss = {
+        "seq": seq, "sampled": sampled, "discarded": discarded, "reserve_failed": 0, "note_failed": 0,
+        "perf_ok": perf_ok, "perf_last_rc": 0, "avail_data": prod, "prod_pos": prod, "cons_pos": 0,
+        "ring_size": 16384,
+    }  # fmt: skip
+    return Expect(
+        runs,
+        {".rodata": rodata(sample_rate=1), ".bss": [(0, bss)]},
+        {"samples": samples, "notes": notes, "perf_samples": perf},
+    )
+
+
+def _sampler() -> Case:
+    return Case(
+        "corpus_sampler.c",
+        runs_of("sample_pkt"),
+        _sampler_model,
+        knobs={"sample_rate": 1},
+        vary=_sampler_vary,
+        decode={"samples": _decode_sample, "notes": _decode_note},
+        perf=("perf_samples",),
+    )
+
+
+# ------------------------------------------------------------------------ rate meter
+
+
+def _meter_vary(obs: Obs) -> None:
+    for key, per_cpu in obs.maps.get("meters", []):
+        if per_cpu[0]["last_ns"] == 0:
+            obs.problems.append(f"meter {key}: no timestamp on CPU 0")
+        per_cpu[0]["last_ns"] = "ktime"
+
+
+def _meter_model(case: Case) -> Expect:
+    budget = case.knobs["byte_budget"]
+    meters: dict[tuple[int, int], list[int]] = {}
+    runs = []
+    for r in case.runs:
+        if skb_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        pull = 0 if len(r.data) >= 34 else u32(-errno.ENOMEM)
+        key = (0, 0)
+        if get16(r.data, 12) == ETH_P_IP and len(r.data) >= 34:
+            key = (le32(r.data[26:30]), r.data[23])
+        m = meters.setdefault(key, [0, 0, 0])
+        m[0] += 1
+        m[1] += len(r.data)
+        over = m[1] > budget
+        if over:
+            m[2] += 1
+        ctx = {"cb": [pull, m[0], 0, 0, 0], "priority": 7 if over else 0}
+        runs.append(outcome(r, TC_ACT_SHOT if over else TC_ACT_OK, ctx=ctx))
+    items = [
+        (
+            {"saddr": k[0], "proto": k[1], "pad": bytes(3)},
+            pcpu({"packets": v[0], "bytes": v[1], "dropped": v[2], "last_ns": 0}),
+        )
+        for k, v in meters.items()
+    ]
+    for _, vals in items:
+        vals[0]["last_ns"] = "ktime"
+    return Expect(runs, {".rodata": rodata(byte_budget=budget), "meters": _sort(items)})
+
+
+def _meter() -> Case:
+    repeat = {f"ipv4_tcp_{i}": STANDARD["ipv4_tcp"] for i in range(6)}
+    return Case(
+        "corpus_meter.c",
+        runs_of("rate_meter", STANDARD | repeat, ctx=ZERO_CTX),
+        _meter_model,
+        knobs={"byte_budget": 400},
+        vary=_meter_vary,
+    )
+
+
+# ------------------------------------------------------------------------ tail-call pipeline
+
+
+def _pipeline_model(case: Case) -> Expect:
+    results: dict[tuple[int, int, int], int] = {}
+    runs = []
+    state: dict[str, int] = {}
+    last_hops = 0
+    for r in case.runs:
+        if xdp_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        d = r.data[: xdp_linear(r.data)]
+        st = {"l3_off": 0, "l4_off": 0, "ethertype": 0, "l4proto": 0, "stage_count": 0, "hops": 0}
+
+        def finish(verdict: int, st: dict[str, int] = st) -> int:
+            inc(results, (st["ethertype"], st["l4proto"], verdict))
+            return verdict
+
+        proto, off = get16(d, 12), 14
+        verdict = None
+        if proto == ETH_P_8021Q:
+            if len(d) < 18:
+                verdict = XDP_DROP
+            else:
+                proto, off = get16(d, 16), 18
+        if verdict is None:
+            st.update(ethertype=proto, l3_off=off, stage_count=1)
+            if proto not in (ETH_P_IP, ETH_P_IPV6):
+                verdict = finish(XDP_PASS)
+            else:
+                st["stage_count"] += 1
+                v4 = proto == ETH_P_IP
+                if off + (20 if v4 else 40) > len(d):
+                    verdict = finish(XDP_DROP)
+                else:
+                    st["l4proto"] = l4p = d[off + 9] if v4 else d[off + 6]
+                    if v4 and get16(d, off + 6) & 0x1FFF:
+                        verdict = finish(XDP_PASS)
+                    else:
+                        st["l4_off"] = l4 = off + ((d[off] & 0xF) * 4 if v4 else 40)
+                        if l4p == IPPROTO_TCP:
+                            st["stage_count"] += 1
+                            if l4 + 20 > len(d):
+                                verdict = finish(XDP_DROP)
+                            else:
+                                verdict = finish(XDP_DROP if get16(d, l4 + 2) == 23 else XDP_PASS)
+                        elif l4p == IPPROTO_UDP:
+                            st["stage_count"] += 1
+                            if l4 + 8 > len(d):
+                                verdict = finish(XDP_DROP)
+                            elif get16(d, l4 + 2) == 7:
+                                # entry -> L3 -> UDP -> loop are 3 tail calls; 30 more
+                                # succeed (33 in all), then the 34th fails
+                                st["hops"] = last_hops = 31
+                                verdict = finish(XDP_TX)
+                            else:
+                                verdict = finish(XDP_PASS)
+                        else:
+                            verdict = finish(XDP_PASS)
+        state = st
+        runs.append(outcome(r, verdict))
+    return Expect(
+        runs,
+        {
+            ".bss": [(0, {"tail_call_failed": 0, "last_hops": last_hops})],
+            "stages": [
+                (0, "stage_v4"),
+                (1, "stage_v6"),
+                (2, "stage_tcp"),
+                (3, "stage_udp"),
+                (5, "stage_loop"),
+            ],
+            "scratch": [(0, pcpu(state))],
+            "results": _sort(
+                [
+                    ({"ethertype": e, "l4proto": p, "verdict": v}, n)
+                    for (e, p, v), n in results.items()
+                ]
+            ),
+        },
+    )
+
+
+def _pipeline() -> Case:
+    extra = {
+        "udp_echo": eth(ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(9, 7, b"echo"))),
+        "tcp_telnet": eth(ETH_P_IP, ipv4(IPPROTO_TCP, l4_tcp(9, 23))),
+        "udp6_echo": eth(ETH_P_IPV6, ipv6(IPPROTO_UDP, l4_udp(9, 7, b"echo6"))),
+        "vlan_udp_echo": vlan([(ETH_P_8021Q, 9)], ETH_P_IP, ipv4(IPPROTO_UDP, l4_udp(9, 7))),
+        "vlan_short": eth(ETH_P_8021Q, b"\x00"),
+    }
+    return Case("corpus_pipeline.c", runs_of("pipeline", STANDARD | extra), _pipeline_model)
+
+
+# ------------------------------------------------------------------------ socket filter
+
+
+def _sockfilter_model(case: Case) -> Expect:
+    snap = case.knobs["snaplen"]
+    by_proto = [{"packets": 0, "bytes": 0} for _ in range(256)]
+    first = [0] * 256
+    last_word = 0
+    runs = []
+    for r in case.runs:
+        if skb_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        proto_eth, net = get16(r.data, 12), r.data[14:]
+        out = bytes(14) + net  # the kernel zeroes the Ethernet header of L3 programs
+        n = len(net)
+        ver = net[0] >> 4 if n else None
+        if ver == 4 and proto_eth == ETH_P_IP and n >= 20:
+            proto, last_word, fb = net[9], int.from_bytes(net[12:16], "big"), net[12]
+        elif ver == 6 and proto_eth == ETH_P_IPV6 and n >= 40:
+            proto, last_word, fb = net[6], get16(net, 4), net[8]
+        else:
+            runs.append(outcome(r, 0, out))
+            continue
+        by_proto[proto]["packets"] += 1
+        by_proto[proto]["bytes"] += n
+        first[fb] += 1
+        if proto in (IPPROTO_TCP, IPPROTO_UDP):
+            ret = min(n, snap)
+        elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            ret = n
+        else:
+            ret = 0
+        runs.append(outcome(r, ret, out))
+    return Expect(
+        runs,
+        {
+            ".rodata": rodata(snaplen=snap),
+            ".bss": [(0, {"last_word": last_word})],
+            "by_proto": array(by_proto),
+            "src_first_byte": array([pcpu(v) for v in first]),
+        },
+    )
+
+
+def _sockfilter() -> Case:
+    return Case(
+        "corpus_sockfilter.c", runs_of("count_proto"), _sockfilter_model, knobs={"snaplen": 96}
+    )
+
+
+# ------------------------------------------------------------------------ cgroup_skb
+
+_BLOCKED = (22, 53, 443)
+
+
+def _cgroup_setup(side: Side) -> None:
+    m = side.tm("blocked_ports")
+    for port in _BLOCKED:
+        m[port] = 1
+
+
+def _cgroup_model(case: Case) -> Expect:
+    drop_frags = case.knobs["drop_fragments"]
+    stats = [0] * 8
+    runs = []
+    for r in case.runs:
+        if skb_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        direction = 0 if r.prog == "cg_ingress" else 1
+        proto, net = get16(r.data, 12), r.data[14:]
+        port = None
+        if proto == ETH_P_IP:
+            if len(net) < 20:
+                reason = 3
+            elif get16(net, 6) & 0x3FFF:
+                reason = 2 if drop_frags else 0
+            elif net[9] not in (IPPROTO_TCP, IPPROTO_UDP):
+                reason = 0
+            else:
+                l4 = (net[0] & 0xF) * 4
+                port = get16(net, l4 + 2) if l4 + 8 <= len(net) else None
+                reason = 0
+        elif proto == ETH_P_IPV6:
+            if len(net) < 7:
+                reason = 3
+            elif net[6] not in (IPPROTO_TCP, IPPROTO_UDP):
+                reason = 0
+            else:
+                port = get16(net, 42) if len(net) >= 44 else None
+                reason = 0
+        else:
+            reason = 3
+        if port is not None and port in _BLOCKED:
+            reason = 1
+        stats[direction * 4 + reason] += 1
+        runs.append(outcome(r, int(reason in (0, 3)), bytes(14) + net))
+    return Expect(
+        runs,
+        {
+            ".rodata": rodata(drop_fragments=drop_frags),
+            "blocked_ports": hashed(dict.fromkeys(_BLOCKED, 1)),
+            "cg_stats": array([pcpu(v) for v in stats]),
+        },
+    )
+
+
+def _cgroup() -> Case:
+    seq = runs_of("cg_ingress") + runs_of("cg_egress")
+    return Case(
+        "corpus_cgroup.c", seq, _cgroup_model, knobs={"drop_fragments": 1}, setup=_cgroup_setup
+    )
+
+
 # ======================================================================== the tests
 
 CASES: dict[str, Callable[[], Case]] = {
@@ -1271,6 +1619,11 @@ CASES: dict[str, Callable[[], Case]] = {
     "vlan": _vlan,
     "ipip": _ipip,
     "siit": _siit,
+    "sampler": _sampler,
+    "meter": _meter,
+    "pipeline": _pipeline,
+    "sockfilter": _sockfilter,
+    "cgroup": _cgroup,
 }
 
 
