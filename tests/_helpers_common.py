@@ -66,6 +66,8 @@ class Case:
     prog: str
     data_in: bytes
     ctx_in: bytes | None = None
+    #: BPF_PROG_TEST_RUN repeat: later runs see what earlier ones did to the packet
+    repeat: int = 1
 
     def key(self, name: str) -> str:
         return f"{self.obj.removesuffix('.c')}/{self.prog}/{name}"
@@ -135,14 +137,22 @@ class Loaded:
 
 def sim_outcomes(loaded: Loaded, case: Case, **kw: Any) -> dict[str, Outcome]:
     return {
-        e: outcome(loaded.sim(case.obj, e, **kw).programs[case.prog], case.data_in, case.ctx_in, 1)
+        e: outcome(
+            loaded.sim(case.obj, e, **kw).programs[case.prog],
+            case.data_in,
+            case.ctx_in,
+            case.repeat,
+        )
         for e in ENGINES
     }
 
 
 def kernel_outcome(loaded: Loaded, kernel: Any, case: Case) -> Outcome:
     return outcome(
-        loaded.kernel(kernel, case.obj).programs[case.prog], case.data_in, case.ctx_in, 1
+        loaded.kernel(kernel, case.obj).programs[case.prog],
+        case.data_in,
+        case.ctx_in,
+        case.repeat,
     )
 
 

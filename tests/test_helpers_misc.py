@@ -15,7 +15,14 @@ import pytest
 from _helpers_common import Case, Loaded, assert_same, assert_sim_golden, sim_outcomes
 from _testrun import eth
 
-from netbpf.helpers.misc import bprintf, jiffies64, ktime_get_tai_ns
+from netbpf.helpers.misc import (
+    bprintf,
+    get_current_pid_tgid,
+    get_current_uid_gid,
+    jiffies64,
+    ktime_get_tai_ns,
+    trace_vprintk,
+)
 from netbpf.vm.env import RunEnv
 from netbpf.vm.memory import AddressSpace, Region
 
@@ -150,3 +157,67 @@ def test_perf_event_output_sample(loaded) -> None:
             assert sample.data[: len(want)] == want
     finally:
         buf.close()
+
+
+def test_trace_vprintk_and_task_ids() -> None:
+    """bpf_trace_vprintk formats up to 12 array arguments into env.trace and returns
+    the length; the task ids come from env.state."""
+    env, base = _fmt_env()
+    env.mem.write(base + 8, b"v=%d %s\0")
+    env.mem.write(base + 32, struct.pack("<QQ", -5 & (2**64 - 1), base))
+    assert trace_vprintk(env, base + 8, 9, base + 32, 16, 0) == len(b"v=-5 hello")
+    assert env.trace == ["v=-5 hello"]
+    assert trace_vprintk(env, base + 8, 9, base + 32, 12, 0) == -errno.EINVAL & (2**64 - 1)
+    assert trace_vprintk(env, base + 8, 9, base + 32, 13 * 8, 0) == -errno.EINVAL & (2**64 - 1)
+    env.state.update(pid=10, tgid=20, uid=1000, gid=100)
+    assert get_current_pid_tgid(env, 0, 0, 0, 0, 0) == (20 << 32) | 10
+    assert get_current_uid_gid(env, 0, 0, 0, 0, 0) == (100 << 32) | 1000
+
+
+_MINE = {f"netbpf.helpers.{m}" for m in ("csum", "misc", "packet", "skb", "xdp")}
+_PROBE_TYPES = (
+    "SOCKET_FILTER", "SCHED_CLS", "SCHED_ACT", "CGROUP_SKB", "LWT_IN", "LWT_OUT",
+    "LWT_XMIT", "XDP", "SK_SKB",
+)  # fmt: skip
+
+
+def test_helper_availability_matches_kernel(kernel) -> None:
+    """Each packet/misc helper is registered for exactly the networking program types
+    the kernel offers it to: the verifier refuses a call with "unknown func" (or
+    "cannot use helper") for the others."""
+    from netbpf import ProgramSpec
+    from netbpf.errors import KernelError
+    from netbpf.helpers import DEFAULT_REGISTRY
+    from netbpf.uapi import ProgramType
+
+    wrong = []
+    for spec in DEFAULT_REGISTRY:
+        if spec.fn.__module__ not in _MINE:
+            continue
+        for tname in _PROBE_TYPES:
+            ptype = ProgramType[tname]
+            prog = ProgramSpec.from_asm(f"call {spec.id}\nr0 = 0\nexit", prog_type=tname.lower())
+            try:
+                kernel.load_program(prog).close()
+                offered = True
+            except KernelError as e:
+                log = e.log or ""
+                offered = not ("unknown func" in log or "cannot use helper" in log)
+            if offered != spec.allowed(ptype):
+                wrong.append(f"{spec.name} on {tname}: kernel {offered}, sim {not offered}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_docs_list_every_helper() -> None:
+    """docs/helpers.md names every helper these modules register."""
+    from pathlib import Path
+
+    from netbpf.helpers import DEFAULT_REGISTRY
+
+    doc = (Path(__file__).parent.parent / "docs" / "helpers.md").read_text()
+    missing = [
+        s.name
+        for s in DEFAULT_REGISTRY
+        if s.fn.__module__ in _MINE and f"`bpf_{s.name}`" not in doc
+    ]
+    assert not missing

@@ -29,9 +29,18 @@ from _helpers_common import (
 )
 from _testrun import ETH_P_IP, ETH_P_IPV6, PACKETS, eth, ipv4, tcp, udp
 
-from netbpf.helpers.skb import CloneRedirect, TunnelInfo, flow_hash
-from netbpf.hooks.skb import MAX_PACKET_REMAPS, SkBuff
-from netbpf.vm.memory import AddressSpace, MemoryFault
+from netbpf.helpers.csum import csum_fold, csum_partial, csum_update
+from netbpf.helpers.skb import (
+    BPF_F_RECOMPUTE_CSUM,
+    CloneRedirect,
+    TunnelInfo,
+    flow_hash,
+    skb_store_bytes,
+)
+from netbpf.hooks.skb import CHECKSUM_COMPLETE, MAX_PACKET_REMAPS, SkBuff
+from netbpf.uapi import ProgramType, ctx_field
+from netbpf.vm.env import RunEnv
+from netbpf.vm.memory import AddressSpace, MemoryFault, Region
 
 OBJ = "helpers_skb.c"
 ETH_P_TEST = 0x88B5
@@ -158,6 +167,32 @@ def _cases() -> dict[str, Case]:
         (0x040100, 0),
     ):  # fmt: skip
         add(f"{lv:#x}-{fl}", "tc_csum_level", PKTS["v4"], lv, fl)
+    # a GSO skb (ctx_in's gso_size, no GSO type): adjust_room refuses it,
+    # change_tail resets it, clone_redirect refuses it
+    gso_off = ctx_field("__sk_buff", "gso_size")[0]
+    segs_off = ctx_field("__sk_buff", "gso_segs")[0]
+    for prog, cb in (
+        ("tc_adjust_room", (4, 1, 0)),
+        ("tc_adjust_room", (-4, 0, 0)),
+        ("tc_adjust_room", (4, 1, 1)),
+        ("tc_change_head", (16064,)),
+        ("tc_change_tail", (100,)),
+        ("tc_redirect", (1, 0, 1, 0)),
+        ("tc_change_proto", (0xDD86, 0)),
+    ):
+        ctx = bytearray(skb_ctx(*cb))
+        ctx[gso_off : gso_off + 4] = struct.pack("<I", 100)
+        ctx[segs_off : segs_off + 4] = struct.pack("<I", 2)
+        c[f"{prog}-gso-{cb}"] = Case(OBJ, prog, PKTS["v4"], bytes(ctx))
+    # repeated runs on the same skb (the cb results become the next run's arguments)
+    for prog, cb in (
+        ("tc_vlan", (0x0101, 0x00C8_E064)),
+        ("tc_change_tail", (100,)),
+        ("tc_change_head", (14,)),
+        ("lwt_change_head", (14,)),
+        ("tc_store", (20, 3, 2, 7)),
+    ):
+        c[f"{prog}-repeat4"] = Case(OBJ, prog, PKTS["v4"], skb_ctx(*cb), 4)
     return c
 
 
@@ -356,3 +391,41 @@ def test_flow_hash_keys() -> None:
     skb.head[skb.data + 14 + 6] = 0x20  # more fragments
     h2, l4 = flow_hash(skb)
     assert h2 != h and not l4
+
+
+# ---------------------------------------------------------------- CHECKSUM_COMPLETE skbs
+
+
+def _complete_skb(data: bytes) -> tuple[RunEnv, SkBuff, int]:
+    """An skb with CHECKSUM_COMPLETE (what a NIC hands the stack; test_run never
+    builds one): skb->csum is the sum of the data; plus a scratch region."""
+    mem = AddressSpace()
+    skb = SkBuff.for_test_run(data)
+    skb.map(mem, writable=True)
+    skb.ip_summed = CHECKSUM_COMPLETE
+    skb.csum = csum_partial(data, 0)
+    scratch = mem.map(Region("scratch", bytearray(64)))
+    env = RunEnv(mem, state={"skb": skb, "prog_type": ProgramType.SCHED_CLS})
+    return env, skb, scratch
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 7, 20, 57])
+def test_store_bytes_recompute_csum_keeps_skb_csum(offset: int) -> None:
+    """BPF_F_RECOMPUTE_CSUM: after the write skb->csum still sums the packet (odd
+    offsets rotate the block sums, as csum_block_add/sub do)."""
+    data = bytes((i * 13 + 5) & 0xFF for i in range(64))
+    env, skb, scratch = _complete_skb(data)
+    env.mem.write(scratch, b"\xde\xad\xbe\xef\x01")
+    assert skb_store_bytes(env, 0, offset, scratch, 5, BPF_F_RECOMPUTE_CSUM) == 0
+    assert csum_fold(skb.csum) == csum_fold(csum_partial(skb.bytes(), 0))
+    # without the flag the sum goes stale
+    env.mem.write(scratch, b"\x00\x11\x22\x33\x44")
+    skb_store_bytes(env, 0, offset, scratch, 5, 0)
+    assert csum_fold(skb.csum) != csum_fold(csum_partial(skb.bytes(), 0))
+
+
+def test_csum_update_on_complete_skb() -> None:
+    env, skb, _ = _complete_skb(bytes(64))
+    skb.csum = 0xFFFF_FFF0
+    assert csum_update(env, 0, 0x20, 0, 0, 0) == 0x11  # end-around carry
+    assert skb.csum == 0x11

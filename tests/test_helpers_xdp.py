@@ -106,6 +106,18 @@ def _cases() -> dict[str, Case]:
         add(name, "xdp_encap", pkt)
         add(name, "xdp_decap", pkt)
     add("meta8", "xdp_encap", META[:8] + PACKETS["ipv4_tcp"], xdp_md(8, 8 + 59))
+    # repeated runs work on the same frame
+    for prog, data in (
+        ("xdp_head", xframe(a=-4)),
+        ("xdp_tail", xframe(a=10)),
+        ("xdp_meta", xframe(a=-4)),
+        ("xdp_encap", PACKETS["ipv4_tcp"]),
+        ("xdp_tail_frags", xframe(a=-100, total=4000)),
+    ):
+        c[f"{prog}-repeat5"] = Case(OBJ, prog, data, None, 5)
+    # adjust_head on a multi-buffer frame moves only the linear part
+    for a in (-20, 14, 3520 - 14, 3520 - 13):
+        add(f"frags-a{a}", "xdp_head", xframe(a=a, total=4000))
     add("udp", "xdp_encap", eth(ETH_P_IP, INNER[:9] + b"\x11" + INNER[10:20] + udp()))
     return c
 

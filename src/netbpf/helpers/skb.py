@@ -90,7 +90,32 @@ __all__ = [
     "BPF_SKB_MAX_LEN",
     "CloneRedirect",
     "TunnelInfo",
+    "clone_redirect",
     "flow_hash",
+    "get_cgroup_classid",
+    "get_hash_recalc",
+    "get_route_realm",
+    "get_socket_cookie",
+    "get_socket_uid",
+    "set_hash",
+    "set_hash_invalid",
+    "skb_adjust_room",
+    "skb_ancestor_cgroup_id",
+    "skb_cgroup_classid",
+    "skb_cgroup_id",
+    "skb_change_head",
+    "skb_change_proto",
+    "skb_change_tail",
+    "skb_change_type",
+    "skb_ecn_set_ce",
+    "skb_get_tunnel_key",
+    "skb_load_bytes",
+    "skb_load_bytes_relative",
+    "skb_pull_data",
+    "skb_set_tunnel_key",
+    "skb_store_bytes",
+    "skb_vlan_pop",
+    "skb_vlan_push",
 ]
 
 M16 = 0xFFFF
@@ -320,6 +345,8 @@ def skb_change_tail(env: RunEnv, r1: int, new_len: int, flags: int, r4: int, r5:
             skb.head[old : old + grow] = bytes(grow)
         elif new_len < skb.len:
             skb.trim(new_len)
+        if skb.gso_size:  # skb_gso_reset: the skb is no longer a GSO one
+            skb.gso_size = skb.gso_segs = 0
         return 0
     finally:
         invalidate_packet(env)
