@@ -11,8 +11,8 @@ map's contents decoded through BTF -- as plain JSON-able data to compare.
   the kernel fixes (arrays, LPM tries, hash maps with BPF_F_ZERO_SEED) keep their
   iteration order, other hash maps are sorted (their order follows a random seed).
   Queues, stacks and ring buffers are left out: the scenarios drain them explicitly.
-* ``consume_ringbuf(map)``: ring buffer records from Python on either backend (the
-  kernel's through the ring's mmap'ed pages, libbpf's ``ring_buffer__consume``).
+* ring buffer records are read with the collection's own consumer,
+  ``coll.ringbuf(name).consume()`` (the same API on both backends).
 * ``on_cpu0()``: the kernel runs a test on the CPU of the calling thread; the
   simulator on CPU 0.  Per-CPU values compare only with the process pinned there.
 
@@ -30,7 +30,6 @@ import atexit
 import contextlib
 import enum
 import json
-import mmap
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -117,38 +116,6 @@ def obj_id(obj: Any) -> int:
     return int(obj.info().id)
 
 
-_BUSY, _DISCARD = 1 << 31, 1 << 30
-
-
-def consume_ringbuf(m: Any) -> list[bytes]:
-    """Every committed record of a ring buffer map, consumed (both backends)."""
-    sim_map = getattr(m, "map", None)
-    if sim_map is not None:
-        return [bytes(r) for r in sim_map.consume()]
-    page = mmap.PAGESIZE
-    size = m.max_entries
-    cons = mmap.mmap(m.fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    prod = mmap.mmap(m.fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
-    try:
-        c = struct.unpack_from("<Q", cons, 0)[0]
-        p = struct.unpack_from("<Q", prod, 0)[0]
-        out = []
-        while c < p:
-            off = page + (c & (size - 1))
-            hdr = struct.unpack_from("<I", prod, off)[0]
-            if hdr & _BUSY:
-                break
-            length = hdr & ~(_BUSY | _DISCARD)
-            if not hdr & _DISCARD:
-                out.append(bytes(prod[off + 8 : off + 8 + length]))
-            c += (length + 8 + 7) // 8 * 8
-        struct.pack_into("<Q", cons, 0, c)
-        return out
-    finally:
-        cons.close()
-        prod.close()
-
-
 _UNSNAPSHOTTED = {MapType.QUEUE, MapType.STACK, MapType.RINGBUF, MapType.PERF_EVENT_ARRAY}
 _ORDERED = {MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.LPM_TRIE, MapType.ARRAY_OF_MAPS}
 _BPF_F_ZERO_SEED = 1 << 6
@@ -210,9 +177,7 @@ class Runner:
         return got
 
     def ringbuf(self, name: str) -> None:
-        self.obs.append(
-            {"ringbuf": name, "records": jsonable(consume_ringbuf(self.coll.maps[name]))}
-        )
+        self.obs.append({"ringbuf": name, "records": jsonable(self.coll.ringbuf(name).consume())})
 
 
 @dataclass

@@ -32,7 +32,6 @@ import pytest
 from _collection_cases import (
     REGEN,
     SCENARIOS,
-    consume_ringbuf,
     first_difference,
     golden,
     ipv4,
@@ -358,7 +357,7 @@ def test_ringbuf_records_reach_python(backend: Any, compile_bpf: Any) -> None:
         prog = coll.programs["rb"]
         for n in (20, 23, 21):  # output; reserve+submit; reserve+discard (21 % 3 == 0)
             assert prog.test_run(raw(bytes([n]), n)).retval == XdpAction.PASS
-        recs = consume_ringbuf(coll.maps["events"])
+        recs = coll.ringbuf("events").consume()
         assert [len(r) for r in recs] == [16, 100]
         assert struct.unpack_from("<II", recs[0]) == (20, 1)
         assert struct.unpack_from("<II", recs[1]) == (23, 2)
@@ -368,7 +367,7 @@ def test_ringbuf_records_reach_python(backend: Any, compile_bpf: Any) -> None:
         # three records of 24, 112 and 112 bytes were produced, none consumed yet
         assert (v["prod_pos"], v["cons_pos"], v["avail"]) == (248, 0, 248)
         assert v["ring_size"] == 4096 and v["dropped"] == 0
-        assert consume_ringbuf(coll.maps["events"]) == []
+        assert coll.ringbuf("events").consume() == []
 
 
 # -- global data flavours and knobs --------------------------------------------------------

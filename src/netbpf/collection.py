@@ -18,6 +18,14 @@ Example (needs root for the kernel; the simulator takes the same calls)::
         counts = coll.typed_map("counts")         # keys/values decoded through BTF
         print(dict(counts.items()))
         print(coll.variables["packets"].get())    # a .bss/.data variable, live
+        for record in coll.ringbuf("events").poll(timeout=0.1):   # list[bytes]
+            print(record.hex())
+
+Ring buffer and perf buffer consumers (:meth:`Collection.ringbuf`,
+:meth:`Collection.perf_buffer`) have one API on both backends
+(:class:`RingBufferReader`, :class:`PerfBufferReader`): the kernel's read the mmap'ed
+rings (:mod:`netbpf.kernel.ringbuf`, :mod:`netbpf.kernel.perf`), the simulator's
+adapt its maps' own consumers (:mod:`netbpf.sim.consumers`).
 
 The spec is never changed by loading or by writing variables of the collection.
 """
@@ -26,19 +34,112 @@ from __future__ import annotations
 
 import errno as _errno
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from netbpf.backend import Map, Program
-from netbpf.errors import MapError, NetbpfError
+from netbpf.errors import MapError, NetbpfError, NotSupportedError
 from netbpf.obj.btf import Btf, Datasec, Kind
 from netbpf.obj.btf_values import TypedMap, ValueCodec, bytes_codec, value_codec
 from netbpf.obj.collection import CollectionSpec, VariableSpec
+from netbpf.uapi import MapType
 
-__all__ = ["Collection", "Variable", "is_global_data", "map_btf_ids"]
+if TYPE_CHECKING:  # pragma: no cover
+    from netbpf.maps.perf import PerfLost, PerfSample
+
+__all__ = [
+    "Collection",
+    "ConsumerFactory",
+    "PerfBufferReader",
+    "RingBufferReader",
+    "Variable",
+    "is_global_data",
+    "map_btf_ids",
+]
 
 
 class _Closeable(Protocol):
     def close(self) -> None: ...
+
+
+class RingBufferReader(Protocol):
+    """User-space consumer of a BPF_MAP_TYPE_RINGBUF map (libbpf's ``ring_buffer``),
+    the same on both backends.
+
+    * ``consume()``: every committed record, oldest first, as ``bytes`` (exactly the
+      length the program reserved or output); discarded records are skipped; the
+      consumer position advances past them, so the space is the producers' again.
+      Stops before a record still being written (BUSY).
+    * ``poll(timeout=None)``: the records available now; if there are none, waits up
+      to ``timeout`` seconds (None: for ever, 0: not at all) for a producer's wakeup
+      and returns what arrived (possibly nothing).  Records committed with
+      BPF_RB_NO_WAKEUP do not end the wait (as epoll in the kernel).
+    * ``size``: the ring's data size in bytes; ``consumer_pos``/``producer_pos``: the
+      kernel's positions (they only grow); ``available``: bytes between them.
+    * ``close()`` (idempotent; also ``with``): release the mapping.  A reader keeps
+      working after its collection's map handle closes (it holds its own reference).
+    """
+
+    name: str
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def consumer_pos(self) -> int: ...
+    @property
+    def producer_pos(self) -> int: ...
+    @property
+    def available(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def consume(self) -> list[bytes]: ...
+    def poll(self, timeout: float | None = None) -> list[bytes]: ...
+    def close(self) -> None: ...
+
+
+class PerfBufferReader(Protocol):
+    """User-space consumer of a BPF_MAP_TYPE_PERF_EVENT_ARRAY map (libbpf's
+    ``perf_buffer``), the same on both backends.
+
+    Opening it installs one BPF_OUTPUT perf event per CPU (``cpus``, by default every
+    online CPU below the map's ``max_entries``) at index = CPU, each with a ring of
+    ``page_cnt`` pages; programs' ``bpf_perf_event_output`` lands there.
+
+    * ``consume()``: every sample of every CPU's ring, CPU by CPU, oldest first, as
+      ``(cpu, data)``; ``data`` is the raw sample as the kernel stores it (zero-padded
+      so that the 4-byte size plus data is a multiple of 8).  Lost-sample records
+      found on the way are added to ``lost`` / ``lost_by_cpu``.
+    * ``consume_records()``: the same records as :class:`~netbpf.maps.perf.PerfSample`
+      and :class:`~netbpf.maps.perf.PerfLost` in ring order (where the losses were).
+    * ``poll(timeout=None)``: as ``consume()``, waiting up to ``timeout`` seconds for a
+      wakeup when nothing is there yet.
+    * ``close()``: remove the events from the map and release the rings.
+    """
+
+    name: str
+    page_cnt: int
+    lost: int
+
+    @property
+    def cpus(self) -> tuple[int, ...]: ...
+    @property
+    def lost_by_cpu(self) -> dict[int, int]: ...
+    @property
+    def closed(self) -> bool: ...
+    def consume(self) -> list[tuple[int, bytes]]: ...
+    def consume_records(self) -> list[PerfSample | PerfLost]: ...
+    def poll(self, timeout: float | None = None) -> list[tuple[int, bytes]]: ...
+    def close(self) -> None: ...
+
+
+class ConsumerFactory(Protocol):
+    """What a backend hands its collections so that :meth:`Collection.ringbuf` and
+    :meth:`Collection.perf_buffer` can open readers on its maps."""
+
+    def ringbuf(self, m: Map, name: str) -> RingBufferReader: ...
+
+    def perf_buffer(
+        self, m: Map, name: str, *, page_cnt: int, cpus: Iterable[int] | None
+    ) -> PerfBufferReader: ...
 
 
 def is_global_data(mspec: Any) -> bool:
@@ -147,12 +248,14 @@ class Collection:
     * ``variables``: global variable name -> :class:`Variable` (typed, live);
     * ``typed_map(name)``: a :class:`~netbpf.obj.btf_values.TypedMap` over
       ``maps[name]`` decoding keys and values through the object's BTF;
+    * ``ringbuf(name)`` / ``perf_buffer(name)``: the consumer of a ring buffer or perf
+      event array map (:class:`RingBufferReader`, :class:`PerfBufferReader`);
     * ``spec``: the spec it was loaded from (never mutated);
     * ``warnings``: what the backend had to work around while loading (e.g. a map the
       kernel refused to take BTF for).
 
-    ``close()`` (idempotent; also ``with``) closes programs, then maps, then whatever
-    else the backend handed over (the kernel's BTF object).  Backends construct it;
+    ``close()`` (idempotent; also ``with``) closes the consumers, programs, then maps,
+    then whatever else the backend handed over (the kernel's BTF object).  Backends construct it;
     users do not.
     """
 
@@ -165,6 +268,7 @@ class Collection:
         backend: str = "",
         resources: Iterable[_Closeable] = (),
         warnings: Iterable[str] = (),
+        consumers: ConsumerFactory | None = None,
     ) -> None:
         self.spec = spec
         self.programs: dict[str, Program] = dict(programs)
@@ -173,6 +277,8 @@ class Collection:
         self.warnings: tuple[str, ...] = tuple(warnings)
         self._resources = list(resources)
         self._typed: dict[str, TypedMap] = {}
+        self._consumers = consumers
+        self._readers: dict[tuple[str, str], Any] = {}
         self._closed = False
         self.variables: dict[str, Variable] = {
             name: Variable(v, self) for name, v in spec.variables.items() if v.map in self.maps
@@ -194,14 +300,88 @@ class Collection:
             tm = self._typed[name] = TypedMap(raw, self.spec.btf, key_id, value_id)
         return tm
 
+    def _consumer_map(self, name: str, map_type: MapType, what: str) -> Map:
+        if self._closed:
+            raise MapError(f"{what} of map {name!r}: the collection is closed", errno=_errno.EBADF)
+        m = self.maps.get(name)
+        if m is None:
+            raise MapError(
+                f"{what}: the collection has no map {name!r} (maps: {', '.join(sorted(self.maps))})",
+                errno=_errno.ENOENT,
+            )
+        mtype = getattr(m, "map_type", None)
+        if mtype != map_type:
+            kind = mtype.name if isinstance(mtype, MapType) else str(mtype)
+            raise MapError(
+                f"{what}: map {name!r} is a {kind}, not a {map_type.name}", errno=_errno.EINVAL
+            )
+        if self._consumers is None:
+            raise NotSupportedError(f"{what} on the {self.backend or 'unknown'} backend")
+        return m
+
+    def ringbuf(self, name: str) -> RingBufferReader:
+        """The consumer of ring buffer map ``name`` (opened on first use, then the same
+        reader until it is closed).  MapError: no such map (ENOENT), not a ring
+        buffer (EINVAL), collection closed (EBADF)."""
+        key = ("ringbuf", name)
+        reader = self._readers.get(key)
+        if reader is not None and not reader.closed:
+            return reader
+        m = self._consumer_map(name, MapType.RINGBUF, "ringbuf")
+        assert self._consumers is not None
+        reader = self._readers[key] = self._consumers.ringbuf(m, name)
+        return reader
+
+    def perf_buffer(
+        self, name: str, *, page_cnt: int = 8, cpus: Iterable[int] | None = None
+    ) -> PerfBufferReader:
+        """The consumer of perf event array ``name``: one BPF_OUTPUT event per CPU with
+        a ring of ``page_cnt`` pages (a power of 2), installed in the map (libbpf's
+        ``perf_buffer__new``).  Opened on first use; asking again returns the same
+        reader while it is open, and MapError(EBUSY) if ``page_cnt``/``cpus`` differ
+        (close it first).  Other errors as :meth:`ringbuf`."""
+        if (
+            isinstance(page_cnt, bool)
+            or not isinstance(page_cnt, int)
+            or page_cnt <= 0
+            or (page_cnt & (page_cnt - 1))
+        ):
+            raise MapError(
+                f"perf_buffer of map {name!r}: page_cnt must be a power of 2, not {page_cnt!r}",
+                errno=_errno.EINVAL,
+            )
+        want = None if cpus is None else tuple(sorted(set(cpus)))
+        key = ("perf", name)
+        reader = self._readers.get(key)
+        if reader is not None and not reader.closed:
+            if reader.page_cnt != page_cnt or (want is not None and want != reader.cpus):
+                raise MapError(
+                    f"perf_buffer of map {name!r} is already open with page_cnt "
+                    f"{reader.page_cnt} on CPUs {list(reader.cpus)}; close it first",
+                    errno=_errno.EBUSY,
+                )
+            return reader
+        m = self._consumer_map(name, MapType.PERF_EVENT_ARRAY, "perf_buffer")
+        assert self._consumers is not None
+        reader = self._consumers.perf_buffer(m, name, page_cnt=page_cnt, cpus=want)
+        self._readers[key] = reader
+        return reader
+
     def close(self) -> None:
-        """Close every program and map (and backend resources).  Safe to call twice;
-        errors while closing are collected and the first is raised at the end."""
+        """Close every consumer, program and map (and backend resources).  Safe to call
+        twice; errors while closing are collected and the first is raised at the end."""
         if self._closed:
             return
         self._closed = True
         first: BaseException | None = None
-        objs: list[Any] = [*self.programs.values(), *self.maps.values(), *self._resources]
+        readers = list(self._readers.values())
+        self._readers.clear()
+        objs: list[Any] = [
+            *readers,
+            *self.programs.values(),
+            *self.maps.values(),
+            *self._resources,
+        ]
         for obj in objs:
             close = getattr(obj, "close", None)
             if close is None:

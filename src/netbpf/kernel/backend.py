@@ -532,7 +532,8 @@ class KernelBackend:
         Maps declared with ``__uint(pinning, LIBBPF_PIN_BY_NAME)`` live at
         ``<pin_path>/<map name>`` (default /sys/fs/bpf, which must be a bpffs mount):
         an existing pinned map is reused when its type, sizes, max_entries and flags
-        match (its contents are kept), else the load fails; a new one is pinned there.
+        match (its contents are kept), else the load fails; a new one is pinned there
+        (and unpinned again if the load fails later, as libbpf does).
 
         A program the verifier refuses raises KernelError naming the program and
         carrying the verifier log (with C source lines when the object has BTF).

@@ -19,7 +19,13 @@ behaves here as it does under ``bpftool prog loadall`` or a libbpf skeleton:
 6. like libbpf, every ``.rodata*`` map is bound to every program (BPF_PROG_BIND_MAP);
 7. PROG_ARRAY slots from ``.maps`` initialisers get the programs' fds.
 
-Any failure closes everything created so far and raises; nothing is left behind.
+Any failure closes everything created so far and raises; nothing is left behind:
+maps this load pinned are unpinned again (libbpf's behaviour), while maps that were
+already pinned (and reused) stay where they were.
+
+The collection's ring buffer and perf event array consumers
+(``Collection.ringbuf``/``perf_buffer``) are :mod:`netbpf.kernel.ringbuf` and
+:mod:`netbpf.kernel.perf`.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 from netbpf.collection import Collection, is_global_data, map_btf_ids
 from netbpf.errors import KernelError, NetbpfError, ObjectError
 from netbpf.isa.instruction import Instruction
+from netbpf.kernel.perf import KernelPerfBuffer
+from netbpf.kernel.ringbuf import KernelRingBuffer
 from netbpf.maps.constants import LIBBPF_PIN_BY_NAME
 from netbpf.obj.btf import POISON_IMM, apply_core_relocation, compute_core_relocation
 from netbpf.obj.collection import CollectionSpec, map_contents
@@ -41,6 +49,9 @@ from netbpf.obj.spec import ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, MapType
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from netbpf.backend import Map
     from netbpf.kernel.backend import KernelBackend, KernelMap, KernelProgram
 
 from netbpf.kernel import syscall as _sys
@@ -110,6 +121,19 @@ def _ringbuf_size(size: int) -> int:
     return (1 << (pages - 1).bit_length()) * _PAGE_SIZE
 
 
+class _Consumers:
+    """Opens the kernel readers of a collection's ring buffers and perf event arrays
+    (:class:`netbpf.collection.ConsumerFactory`)."""
+
+    def ringbuf(self, m: Map, name: str) -> KernelRingBuffer:
+        return KernelRingBuffer(m.fd, name=name)
+
+    def perf_buffer(
+        self, m: Map, name: str, *, page_cnt: int, cpus: Iterable[int] | None
+    ) -> KernelPerfBuffer:
+        return KernelPerfBuffer(m.fd, name=name, page_cnt=page_cnt, cpus=cpus)
+
+
 class _Loader:
     def __init__(
         self,
@@ -128,6 +152,7 @@ class _Loader:
         self.maps: dict[str, KernelMap] = {}
         self.programs: dict[str, KernelProgram] = {}
         self.reused: set[str] = set()
+        self.pinned: list[str] = []  # paths this load pinned (unpinned if it fails)
         self.warnings: list[str] = []
         self._strings: dict[str, int] | None = None
         self._vmlinux: Any = None
@@ -154,9 +179,15 @@ class _Loader:
             backend="kernel",
             resources=resources,
             warnings=self.warnings,
+            consumers=_Consumers(),
         )
 
     def _close_all(self) -> None:
+        for path in reversed(self.pinned):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass  # already gone: nothing of ours to take back
         for obj in [*self.programs.values(), *self.maps.values()]:
             try:
                 obj.close()
@@ -233,6 +264,7 @@ class _Loader:
                 m.freeze()
             if pin is not None:
                 m.pin(pin)
+                self.pinned.append(pin)
         except BaseException:
             m.close()
             raise

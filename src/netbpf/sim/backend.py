@@ -361,8 +361,8 @@ class SimBackend:
         map_extra match (its contents are kept), else PinError(EINVAL); a new one is
         pinned there.  A program with CO-RE relocations needs a target BTF
         (NotSupportedError naming the program without one).  The spec is not
-        modified; on any error nothing the load created is left behind (except pins,
-        as with the kernel backend)."""
+        modified; on any error nothing the load created is left behind (maps it
+        pinned are unpinned again, as libbpf and the kernel backend do)."""
         from netbpf.sim.loader import load_collection
 
         coll = load_collection(self, spec, pin_path=pin_path)

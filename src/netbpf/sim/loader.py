@@ -28,8 +28,12 @@ on both:
    PROG_ARRAY claims it for its program type, as the kernel's verifier does;
 5. PROG_ARRAY slots from ``.maps`` initialisers get the programs.
 
-Any failure releases everything created so far and raises; like the kernel backend,
-a map pinned during the failed load stays pinned.
+Any failure releases everything created so far and raises; like the kernel backend
+(and libbpf), maps pinned during the failed load are unpinned again, while maps that
+were pinned before (and reused) stay pinned.
+
+The collection's ring buffer and perf buffer consumers are
+:mod:`netbpf.sim.consumers`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from netbpf.obj.btf import apply_core_relocation, compute_core_relocation
 from netbpf.obj.btf_maps import spin_lock_offset
 from netbpf.obj.collection import CollectionSpec, map_contents
 from netbpf.obj.spec import ProgramSpec
+from netbpf.sim.consumers import SimConsumers
 from netbpf.sim.maps import SimMapHandle
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, MapType
 from netbpf.vm.engine import load_executable
@@ -86,6 +91,7 @@ class _Loader:
         self.maps: dict[str, SimMapHandle] = {}
         self.programs: dict[str, SimProgram] = {}
         self.created: list[SimMap] = []  # maps this load created (released on failure)
+        self.pinned: list[str] = []  # paths this load pinned (unpinned on failure)
         self.warnings: list[str] = []
         self._core_cache: dict[Any, Any] = {}
 
@@ -109,9 +115,13 @@ class _Loader:
             backend="sim",
             resources=[lease],
             warnings=self.warnings,
+            consumers=SimConsumers(),
         )
 
     def _close_all(self) -> None:
+        for path in reversed(self.pinned):
+            if path in self.backend.pins:
+                self.backend.pins.unpin(path)
         for obj in [*self.programs.values(), *self.maps.values()]:
             obj.close()
         self.backend._release(self.created)
@@ -162,6 +172,7 @@ class _Loader:
             h.freeze()
         if pin is not None:
             self.backend.pins.pin(pin, m)
+            self.pinned.append(pin)
         return h
 
     def _reuse_pinned(self, name: str, eff: MapSpec, path: str) -> SimMap:
