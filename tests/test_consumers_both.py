@@ -455,6 +455,10 @@ def test_consumer_api_errors(backend: Any, compile_bpf: Any) -> None:
         Rb(coll).run(0, 1)
         coll.maps["events"].close()
         assert own.consume() == [Rb.out_rec(1, 1)]
+        own.close()
+        with pytest.raises(MapError, match="handle is closed") as ei:
+            coll.ringbuf("events")  # a new reader needs the (closed) handle
+        assert ei.value.errno == errno.EBADF
     assert own.closed
     with pytest.raises(MapError) as ei:
         coll.ringbuf("events")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netbpf.collection import Collection, is_global_data, map_btf_ids
-from netbpf.errors import KernelError, NetbpfError, ObjectError
+from netbpf.errors import KernelError, MapError, NetbpfError, ObjectError
 from netbpf.isa.instruction import Instruction
 from netbpf.kernel.perf import KernelPerfBuffer
 from netbpf.kernel.ringbuf import KernelRingBuffer
@@ -126,12 +126,19 @@ class _Consumers:
     (:class:`netbpf.collection.ConsumerFactory`)."""
 
     def ringbuf(self, m: Map, name: str) -> KernelRingBuffer:
-        return KernelRingBuffer(m.fd, name=name)
+        return KernelRingBuffer(_open_fd(m, name, "ringbuf"), name=name)
 
     def perf_buffer(
         self, m: Map, name: str, *, page_cnt: int, cpus: Iterable[int] | None
     ) -> KernelPerfBuffer:
-        return KernelPerfBuffer(m.fd, name=name, page_cnt=page_cnt, cpus=cpus)
+        fd = _open_fd(m, name, "perf_buffer")
+        return KernelPerfBuffer(fd, name=name, page_cnt=page_cnt, cpus=cpus)
+
+
+def _open_fd(m: Map, name: str, what: str) -> int:
+    if getattr(m, "closed", False):
+        raise MapError(f"{what} of map {name!r}: the map handle is closed", errno=_errno.EBADF)
+    return int(m.fd)
 
 
 class _Loader:

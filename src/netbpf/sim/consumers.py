@@ -23,7 +23,9 @@ from __future__ import annotations
 import errno as _errno
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
+from netbpf.backend import Map
 from netbpf.errors import MapError
 from netbpf.maps.perf import PerfBuffer, PerfEventArrayMap, PerfLost, PerfSample
 from netbpf.maps.ringbuf import RingBufMap
@@ -214,21 +216,21 @@ class SimConsumers:
     """Opens the simulator's readers for a collection
     (:class:`netbpf.collection.ConsumerFactory`)."""
 
-    def ringbuf(self, m: SimMapHandle, name: str) -> SimRingBufferReader:
-        return SimRingBufferReader(_sim_map(m, "ringbuf"), name=name)  # type: ignore[arg-type]
+    def ringbuf(self, m: Map, name: str) -> SimRingBufferReader:
+        return SimRingBufferReader(_sim_map(m, "ringbuf"), name=name)
 
     def perf_buffer(
-        self, m: SimMapHandle, name: str, *, page_cnt: int, cpus: Iterable[int] | None
+        self, m: Map, name: str, *, page_cnt: int, cpus: Iterable[int] | None
     ) -> SimPerfBufferReader:
         return SimPerfBufferReader(
-            _sim_map(m, "perf_buffer"),  # type: ignore[arg-type]
-            name=name,
-            page_cnt=page_cnt,
-            cpus=cpus,
+            _sim_map(m, "perf_buffer"), name=name, page_cnt=page_cnt, cpus=cpus
         )
 
 
-def _sim_map(h: SimMapHandle, what: str) -> object:
+def _sim_map(h: Map, what: str) -> Any:
+    """The simulated map behind a collection's handle."""
+    if not isinstance(h, SimMapHandle):
+        raise MapError(f"{what}: {h!r} is not a simulator map", errno=_errno.EINVAL)
     if h.closed:
         raise MapError(f"{what} of map {h.name!r}: the map handle is closed", errno=_errno.EBADF)
     return h.map
