@@ -2381,6 +2381,66 @@ def _pad() -> Case:
     return Case("corpus_pad.c", seq, _pad_model, knobs={"mtu": 1000})
 
 
+# ------------------------------------------------------------------------ helper error paths
+
+E = errno
+#: what the running kernel (6.18) answers, per call of corpus_edges.c; notes:
+#: [1] an unknown VLAN protocol is taken as 802.1Q; [2] bpf_csum_diff no longer
+#: insists on 4-byte multiples (the sum of the 3 bytes' complement); [15] the
+#: verifier inlines bpf_loop and its -E2BIG is a 32-bit move (zero-extended)
+_TC_RC = [
+    -E.EINVAL, 0, 0xFDFB, -E.EFAULT, -E.EINVAL, -E.EFAULT, -E.EINVAL, -ENOTSUPP, -E.EINVAL,
+    None, -E.EEXIST, -E.E2BIG, -E.EINVAL, -E.EEXIST, -E.E2BIG, u32(-E.E2BIG), -E.EINVAL,
+    -E.EINVAL, -E.ENOENT, -E.ENOMEM, -ENOTSUPP, 0, -E.ENOENT * 100, 1,
+]  # fmt: skip
+
+
+def _edges_model(case: Case) -> Expect:
+    tc_rc, xdp_rc = [0] * 24, [0] * 12
+    hash_set = False
+    runs = []
+    for r in case.runs:
+        if r.prog == "edges_tc":
+            if skb_refuses(r.data):
+                runs.append(refused(r))
+                continue
+            tc_rc = list(_TC_RC)
+            tc_rc[9] = -E.EEXIST if hash_set else 0
+            hash_set = True
+            # [21] bpf_skb_vlan_pop drops the accelerated tag [1] pushed, then moves an
+            # in-band tag (if any) into its place: the frame loses its outer tag
+            tagged = get16(r.data, 12) in (ETH_P_8021Q, ETH_P_8021AD)
+            runs.append(outcome(r, TC_ACT_OK, r.data[:12] + r.data[16:] if tagged else r.data))
+            continue
+        if xdp_refuses(r.data):
+            runs.append(refused(r))
+            continue
+        n, total = xdp_linear(r.data), len(r.data)
+        frags = total > n
+        # meta -40 succeeds (the headroom is zeroed); the shrink to 10 bytes only works
+        # on a multi-buffer frame, whose fragments then carry the rest
+        xdp_rc = [-E.EINVAL, -E.EINVAL, -E.EINVAL, 0 if frags else -E.EINVAL, -E.EACCES, 0,
+                  -E.EINVAL, -E.EINVAL, XDP_PASS, XDP_REDIRECT, 0, 0]  # fmt: skip
+        out = bytes(40) + (r.data[: total - (n - 10)] if frags else r.data)
+        runs.append(outcome(r, XDP_PASS, out))
+    return Expect(
+        runs,
+        {
+            ".bss": [(0, {"tc_rc": tc_rc, "xdp_rc": xdp_rc})],
+            "e_hash": [(0, 7)] if hash_set else [],
+            "e_array": array([0] * 4),
+            "e_devs": [],
+            "e_jump": [],
+        },
+        {"e_queue": [], "e_ring": []},
+    )
+
+
+def _edges() -> Case:
+    seq = runs_of("edges_tc") + runs_of("edges_xdp")
+    return Case("corpus_edges.c", seq, _edges_model)
+
+
 # ======================================================================== the tests
 
 CASES: dict[str, Callable[[], Case]] = {
@@ -2408,6 +2468,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "trim": _trim,
     "tcnat": _tcnat,
     "pad": _pad,
+    "edges": _edges,
 }
 
 
