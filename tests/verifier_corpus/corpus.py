@@ -133,14 +133,19 @@ CLASSES: dict[str, str] = {
     "map type that has none",
     "map_perm": "write to a map the program may only read (BPF_F_RDONLY_PROG) or the reverse",
     "alignment": "misaligned access where alignment is always enforced (atomics on map values)",
+    "verifier_bug": "the kernel verifier's own internal consistency check fired ('verifier "
+    "bug: ...'): a kernel bug, not a property of the program",
     "other": "anything not classified above (the taxonomy should grow instead)",
 }
 
 #: Refusals that are not about memory safety: the soundness target counts the others.
-NON_SAFETY_CLASSES = frozenset({"too_complex", "unreachable", "return_range", "last_insn"})
+NON_SAFETY_CLASSES = frozenset(
+    {"too_complex", "unreachable", "return_range", "last_insn", "verifier_bug"}
+)
 
 # (pattern, class), first match wins; patterns match the verdict line (see summary_line).
 _CLASS_TABLE: tuple[tuple[str, str], ...] = (
+    (r"^verifier bug", "verifier_bug"),
     (r"invalid mem access '(?:\w+_)?or_null'|invalid mem access '\w*or_null", "null_deref"),
     (r"Possibly NULL pointer passed", "null_deref"),
     (r"invalid mem access|BPF_ATOMIC stores into", "invalid_mem_access"),
