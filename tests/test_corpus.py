@@ -139,6 +139,12 @@ def skb_fields(ctx: bytes) -> dict[str, Any]:
 
 ZERO_CTX = skb_ctx()
 
+
+def xdp_ctx(*, ingress_ifindex: int = 0, rx_queue_index: int = 0) -> bytes:
+    """An ``xdp_md`` for ctx_in (data/data_end/data_meta 0: no metadata in data_in)."""
+    return struct.pack("<6I", 0, 0, 0, ingress_ifindex, rx_queue_index, 0)
+
+
 # ------------------------------------------------------------------------ runs and cases
 
 
@@ -1903,7 +1909,7 @@ def _redirect_model(case: Case) -> Expect:
     bss = {"last_ifindex": 0, "xsk_found": 0, "xsk_missing": 0}
     runs = []
     for r in case.runs:
-        if xdp_refuses(r.data):
+        if xdp_refuses(r.data) or r.pkt == "no_such_queue":
             runs.append(refused(r))
             continue
         p = parse(r.data)
@@ -2499,10 +2505,13 @@ def test_corpus_kernel(
     assert not problems, f"{case.source}: KERNEL vs model:\n" + "\n".join(problems[:30])
     if case.xfail:
         request.applymarker(pytest.mark.xfail(strict=True, reason=case.xfail))
-    with SimBackend() as sim:
-        got = observe(sim, case, compile_bpf)
-    problems = check_same(got, want)
-    assert not problems, f"{case.source}: simulator vs kernel:\n" + "\n".join(problems[:30])
+    for engine in ENGINES:
+        with SimBackend(engine=engine) as sim:
+            got = observe(sim, case, compile_bpf)
+        problems = check_same(got, want)
+        assert not problems, f"{case.source}: simulator ({engine}) vs kernel:\n" + "\n".join(
+            problems[:30]
+        )
 
 
 # ======================================================================== coverage
