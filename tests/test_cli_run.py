@@ -424,6 +424,7 @@ def test_readme_object_tour_runs(compile_bpf) -> None:
         ["netbpf", "prog", "dump"],
         ["netbpf", "prog", "run"],
         ["netbpf", "map", "dump"],
+        ["netbpf", "verify", "flow.o"],
     ]
     docs = []
     for argv in commands:
@@ -431,7 +432,9 @@ def test_readme_object_tour_runs(compile_bpf) -> None:
         args = [str(EXAMPLES.parent / a) if a.startswith("examples/") else a for a in args]
         assert invoke(*args).exit_code == 0, argv
         docs.append(run_json(*args))
-    run, dump = docs[2], docs[3]
+    run, dump, verify = docs[2], docs[3], docs[4]
+    assert verify["accepted"] is True
+    assert [p["name"] for p in verify["programs"]] == ["flow_xdp", "flow_tc"]
     assert (run["retval"], run["action"]) == (1, "XDP_DROP")  # --set verdict=1
     assert entries(run, "limits")[0] == 1500
     assert entries(dump, ".rodata") == {0: {"verdict": 2, "min_len": 64}}

@@ -8,9 +8,8 @@ that refuses, a file that cannot be read) and 2 for command-line usage errors.  
 it here, not in :func:`main`, means tests driving :data:`cli` through click's
 ``CliRunner`` see exactly what a user sees.
 
-Command groups follow ``bpftool``: one group per kind of object (``prog`` now; ``obj``
-and ``map`` arrive with the object loader, ``verify`` with the verifier), plus the
-object-less ``asm`` and ``disasm``.  A new group is one module with a click group and
+Command groups follow ``bpftool``: one group per kind of object (``obj``, ``prog``,
+``map``), plus ``verify`` and the object-less ``asm`` and ``disasm``.  A new group is one module with a click group and
 one ``add_command`` line below.
 """
 
@@ -142,11 +141,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from netbpf.cli import asm, maps, obj, prog
+    from netbpf.cli import asm, maps, obj, prog, verify
 
     cli.add_command(obj.obj)
     cli.add_command(prog.prog)
     cli.add_command(maps.map_group)
+    cli.add_command(verify.verify_cmd)
     cli.add_command(asm.asm_cmd)
     cli.add_command(asm.disasm_cmd)
 
