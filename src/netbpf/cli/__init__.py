@@ -1,8 +1,8 @@
 """The ``netbpf`` command line.
 
-Commands are grouped by the object they act on, the way ``bpftool`` does
-(``netbpf prog run``, ``netbpf asm``, ``netbpf disasm``; the object loader adds
-``netbpf obj ...`` and ``netbpf map ...`` beside them).  Every command takes ``--json``
+Commands are grouped by the object they act on, the way ``bpftool`` does:
+``netbpf obj show``, ``netbpf prog run|dump``, ``netbpf map dump``, plus
+``netbpf verify``, ``netbpf asm`` and ``netbpf disasm``.  Every command takes ``--json``
 and then prints one JSON document with stable keys on stdout; without it, output is
 for humans (rendered with rich).
 
