@@ -1,0 +1,249 @@
+"""netbpf's verifier: prove a program safe before it runs, as strictly as the kernel.
+
+::
+
+    from netbpf import ProgramSpec
+    from netbpf.verifier import verify
+
+    spec = ProgramSpec.from_asm("r0 = *(u32 *)(r1 + 0)\\nexit", prog_type="xdp")
+    result = verify(spec)            # raises VerifierError when refused
+    print(result.processed_insns)
+
+:func:`verify` is a Python re-implementation of the Linux 6.18 verifier for the
+networking program types (kernel/bpf/verifier.c), with the privileges of root:
+register types and tracked bounds (tnums, signed/unsigned 64/32-bit ranges), packet
+ranges from comparisons with ``data_end``, NULL checks, stack slots, context access
+per program type, helper prototypes and which program type may call which helper,
+references (sockets, ringbuf records), spin locks, bpf-to-bpf calls and callbacks,
+bounded loops with state pruning and the 1,000,000-instruction complexity limit.
+Messages are the kernel's (``R1 invalid mem access 'scalar'``, ``invalid access to
+packet, off=1 size=8, R2(id=0,off=1,r=8)``...); the log levels print per-instruction
+state the way the kernel's log does.
+
+A refusal is a :class:`VerifierRejection` (a :class:`~netbpf.errors.VerifierError`)
+that also carries the C source line of the failing instruction (BTF line info), where
+the offending value came from on the failing path, and the usual fix.
+
+What is not modelled (refused with a message saying so, never guessed): kfuncs,
+BTF-typed kernel pointers beyond socket casts, dynptrs, kptrs, timers, arenas, global
+(non-static) functions with BTF argument checks, and unprivileged mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from netbpf.errors import InstructionError, VerifierError
+from netbpf.isa.validate import validate_program
+from netbpf.obj.spec import LineInfo, ProgramSpec
+from netbpf.verifier.core import InsnAux, Reject, Verifier
+from netbpf.verifier.explain import explain
+from netbpf.verifier.maps import MapInfo, map_info
+
+__all__ = [
+    "InsnAux",
+    "MapInfo",
+    "VerifierRejection",
+    "VerifierResult",
+    "verify",
+]
+
+INSN_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class VerifierResult:
+    """An accepted program: the kernel's statistics line, the log, and per-instruction
+    facts gathered over every path (``insn_aux``)."""
+
+    accepted: bool
+    processed_insns: int
+    max_states_per_insn: int
+    total_states: int
+    peak_states: int
+    log: str
+    #: stack bytes each function uses (index = subprogram number)
+    stack_depth: tuple[int, ...]
+    #: first slot of each function
+    subprog_starts: tuple[int, ...]
+    insn_aux: tuple[InsnAux, ...]
+
+    @property
+    def stats(self) -> str:
+        return (
+            f"processed {self.processed_insns} insns (limit {INSN_LIMIT}) "
+            f"max_states_per_insn {self.max_states_per_insn} total_states "
+            f"{self.total_states} peak_states {self.peak_states} mark_read 0"
+        )
+
+
+class VerifierRejection(VerifierError):
+    """A refusal with netbpf's extras.  ``summary`` is the first line of the kernel's
+    message for the error, ``lines`` all of them (the kernel's last log line before
+    the statistics is ``lines[-1]``), ``source`` the C line (or None), ``origin`` where
+    the offending value came from on the failing path, ``hint`` the usual fix."""
+
+    def __init__(
+        self,
+        summary: str,
+        *,
+        index: int | None,
+        log: str,
+        program: str | None,
+        lines: tuple[str, ...],
+        kind: str,
+        source: LineInfo | None,
+        origin: str,
+        hint: str,
+        processed_insns: int,
+    ) -> None:
+        super().__init__(summary, index=index, log=log, program=program)
+        self.lines = lines
+        self.kind = kind
+        self.source = source
+        self.origin = origin
+        self.hint = hint
+        self.processed_insns = processed_insns
+
+    def describe(self) -> str:
+        """A multi-line report: the error, the C line, the origin, the fix."""
+        out = [str(self)]
+        out.extend(f"  {ln}" for ln in self.lines[1:])
+        if self.source is not None:
+            text = self.source.text.strip()
+            out.append(f"  at {self.source.file}:{self.source.line}: {text}")
+        if self.origin:
+            out.append(f"  why: {self.origin}")
+        if self.hint:
+            out.append(f"  fix: {self.hint}")
+        return "\n".join(out)
+
+
+def _maps_by_slot(
+    spec: ProgramSpec, maps: Mapping[str, Any] | None
+) -> dict[int, tuple[MapInfo, int | None]]:
+    out: dict[int, tuple[MapInfo, int | None]] = {}
+    infos: dict[str, MapInfo] = {}
+    for r in spec.map_relocs:
+        if maps is None or r.map not in maps:
+            raise VerifierError(
+                f"map '{r.map}' referenced at insn {r.slot} has no MapSpec (pass maps=...)",
+                index=r.slot,
+                program=spec.name,
+            )
+        m = infos.get(r.map)
+        if m is None:
+            m = infos[r.map] = map_info(maps[r.map])
+        out[r.slot] = (m, r.offset)
+    return out
+
+
+def _run(
+    spec: ProgramSpec, slots: dict[int, tuple[MapInfo, int | None]], log_level: int, limit: int
+) -> Verifier:
+    v = Verifier(
+        spec.insns,
+        spec.prog_type,
+        spec.attach_type,
+        maps_by_slot=slots,
+        log_level=log_level,
+        insn_limit=limit,
+        gpl=_gpl_compatible(spec.license),
+        has_func_info=bool(spec.func_info),
+    )
+    return v
+
+
+def _gpl_compatible(lic: str) -> bool:
+    return lic in (
+        "GPL",
+        "GPL v2",
+        "GPL and additional rights",
+        "Dual BSD/GPL",
+        "Dual MIT/GPL",
+        "Dual MPL/GPL",
+    )
+
+
+def verify(
+    spec: ProgramSpec,
+    *,
+    maps: Mapping[str, Any] | None = None,
+    log_level: int = 0,
+    insn_limit: int = INSN_LIMIT,
+) -> VerifierResult:
+    """Verify ``spec`` the way Linux 6.18 does for root; return the statistics or raise
+    :class:`VerifierRejection`.
+
+    ``maps`` maps each name in ``spec.map_relocs`` to its MapSpec (a map reference
+    becomes CONST_PTR_TO_MAP; a global-data reference PTR_TO_MAP_VALUE at its offset,
+    read-only and constant-folded for frozen BPF_F_RDONLY_PROG maps such as
+    ``.rodata``).  ``log_level`` 1 keeps the path to the error (empty but for the
+    statistics on success), 2 every instruction's state, as the kernel's log levels.
+    ``insn_limit`` is the complexity limit (the kernel's is 1,000,000)."""
+    try:
+        validate_program(spec.insns, name=spec.name)
+    except InstructionError as e:
+        raise VerifierRejection(
+            e.reason,
+            index=e.index,
+            log=e.reason + "\n",
+            program=spec.name,
+            lines=(e.reason,),
+            kind="insn",
+            source=spec.source_line(e.index),
+            origin="",
+            hint="the instruction is malformed; reassemble it",
+            processed_insns=0,
+        ) from None
+    slots = _maps_by_slot(spec, maps)
+    v = _run(spec, slots, log_level, insn_limit)
+    try:
+        v.run()
+    except Reject as rej:
+        idx = v.insn_idx
+        reg = rej.reg
+        origin = None
+        if reg is not None and v.cur.frames:
+            origin = v.cur.frames[-1].regs[reg].origin
+        why, hint = explain(rej.kind, reg, origin)
+        log = v.log.text()
+        if not log_level:
+            again = _run(spec, slots, 1, insn_limit)
+            try:
+                again.run()
+            except Reject:
+                log = again.log.text()
+                log += again.stats_line() + "\n"
+        else:
+            log += v.stats_line() + "\n"
+        lines = tuple(v.err_lines) or ("rejected",)
+        raise VerifierRejection(
+            lines[0],
+            index=idx,
+            log=log,
+            program=spec.name,
+            lines=lines,
+            kind=rej.kind,
+            source=spec.source_line(idx),
+            origin=why,
+            hint=hint,
+            processed_insns=v.insn_processed,
+        ) from None
+    log = v.log.text() if log_level >= 2 else ""
+    log += v.stats_line() + "\n"
+    cfg = v.cfg
+    assert cfg is not None
+    return VerifierResult(
+        accepted=True,
+        processed_insns=v.insn_processed,
+        max_states_per_insn=v.max_states_per_insn,
+        total_states=v.total_states,
+        peak_states=v.peak_states,
+        log=log,
+        stack_depth=tuple(s.stack_depth for s in cfg.subprogs),
+        subprog_starts=tuple(s.start for s in cfg.subprogs),
+        insn_aux=tuple(v.aux),
+    )

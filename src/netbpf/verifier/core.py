@@ -1,0 +1,3182 @@
+"""The path-by-path abstract interpreter: the kernel's ``do_check`` in Python.
+
+Every path from the entry is simulated on abstract register and stack states; a path
+ends at ``exit``, when a state equivalent to (or more specific than) an already fully
+explored one is reached at a prune point, or with a rejection.  Instruction by
+instruction the rules of kernel/bpf/verifier.c (Linux 6.18) apply, with its messages:
+memory access checks per pointer type, pointer arithmetic rules, helper argument and
+return types, bpf-to-bpf calls and callbacks, reference tracking, return codes.
+
+Privileges are those of root (CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN): bounded loops,
+pointer comparisons, reads of uninitialised stack and returning pointers are allowed,
+as the kernel allows them for the tests' loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from netbpf.isa.disasm import format_insn
+from netbpf.isa.instruction import Instruction
+from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind, OpInfo
+from netbpf.uapi import (
+    BPF_ALU64,
+    BPF_CMPXCHG,
+    BPF_FETCH,
+    BPF_JMP32,
+    BPF_PSEUDO_CALL,
+    BPF_PSEUDO_FUNC,
+    BPF_PSEUDO_KFUNC_CALL,
+    BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_IDX,
+    BPF_PSEUDO_MAP_IDX_VALUE,
+    BPF_PSEUDO_MAP_VALUE,
+    AttachType,
+    MapType,
+    ProgramType,
+)
+from netbpf.verifier.cfg import CALLBACK_HELPERS, Cfg, analyse, live_str
+from netbpf.verifier.ctx import ctx_access, sock_access
+from netbpf.verifier.fmt import frame_str, snum
+from netbpf.verifier.helpers import (
+    PROTOS,
+    RET_TYPES,
+    Arg,
+    Proto,
+    args_for,
+    helper_allowed,
+    helper_name,
+)
+from netbpf.verifier.log import VLog
+from netbpf.verifier.maps import MapInfo
+from netbpf.verifier.regs import (
+    ADD,
+    AND,
+    ARSH,
+    AT_PKT_END,
+    BEYOND_PKT_END,
+    DIV,
+    END,
+    FLIP,
+    JEQ,
+    JGE,
+    JGT,
+    JLE,
+    JLT,
+    JNE,
+    LSH,
+    MAX_PACKET_OFF,
+    MAX_VAR_OFF,
+    MOD,
+    MOV,
+    MUL,
+    NEG,
+    OR,
+    REV,
+    RSH,
+    S32_MAX,
+    S64_MAX,
+    S64_MIN,
+    SUB,
+    XOR,
+    Reg,
+    T,
+    is_branch_taken,
+    refine_cond_op,
+    s32,
+    s64,
+    scalar32_add,
+    scalar64_add,
+    scalar_alu,
+    scalar_byte_swap,
+    type_str,
+)
+from netbpf.verifier.state import (
+    MAX_BPF_STACK,
+    REG_SIZE,
+    STACK_INVALID,
+    STACK_MISC,
+    STACK_SPILL,
+    STACK_ZERO,
+    FuncState,
+    RefState,
+    StackSlot,
+    VState,
+)
+from netbpf.verifier.tnum import U32, U64, tadd, tconst, tin, tis_aligned, tstr
+
+__all__ = ["Reject", "Verifier"]
+
+MAX_CALL_FRAMES = 8
+BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192
+BPF_MAX_VAR_SIZ = 1 << 29
+BPF_ADD_AS_FAKE_ID = 1 << 31
+#: netbpf's marker for a link made by a 32-bit add/sub (the copies differ by the
+#: constant modulo 2**32, zero-extended)
+BPF_ADD_AS_FAKE_ID32 = 1 << 30
+MAX_LINKED_REGS = 6
+_ID_FLAGS = BPF_ADD_AS_FAKE_ID | BPF_ADD_AS_FAKE_ID32
+SIZE_NAMES = {1: "u8", 2: "u16", 4: "u32", 8: "u64"}
+
+_ALU_WORDS = {
+    ADD: "+=",
+    SUB: "-=",
+    MUL: "*=",
+    DIV: "/=",
+    OR: "|=",
+    AND: "&=",
+    LSH: "<<=",
+    RSH: ">>=",
+    NEG: "neg",
+    MOD: "%=",
+    XOR: "^=",
+    MOV: "=",
+    ARSH: "s>>=",
+    END: "endian",
+}
+
+#: packet-reading types and whether they may write packet data directly
+_PKT_WRITE = {
+    ProgramType.SCHED_CLS,
+    ProgramType.SCHED_ACT,
+    ProgramType.XDP,
+    ProgramType.LWT_XMIT,
+    ProgramType.SK_SKB,
+    ProgramType.SK_MSG,
+    ProgramType.SOCK_OPS,
+    ProgramType.CGROUP_SOCKOPT,
+}
+_PKT_READ = _PKT_WRITE | {
+    ProgramType.LWT_IN,
+    ProgramType.LWT_OUT,
+    ProgramType.LWT_SEG6LOCAL,
+    ProgramType.SK_REUSEPORT,
+    ProgramType.FLOW_DISSECTOR,
+    ProgramType.CGROUP_SKB,
+}
+_LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.SCHED_ACT}
+
+
+class Reject(Exception):
+    """Internal: the program is refused; the messages are in ``Verifier.err_lines``."""
+
+    def __init__(self, reg: int | None = None, kind: str = "") -> None:
+        super().__init__(kind)
+        self.reg = reg
+        self.kind = kind
+
+
+@dataclass
+class _StackElem:
+    st: VState
+    insn_idx: int
+    prev_insn_idx: int
+    log_pos: int
+
+
+@dataclass
+class _Explored:
+    st: VState
+    hit_cnt: int = 0
+    miss_cnt: int = 0
+
+
+@dataclass
+class InsnAux:
+    """Per-instruction facts gathered over every path (``bpf_insn_aux_data``): what
+    engines or tools may use after verification."""
+
+    seen: bool = False
+    #: base pointer type a load/store used (same insn, different pointer: refused)
+    ptr_type: int = 0
+    #: narrow context load: the kernel field width the access is rewritten to
+    ctx_field_size: int = 0
+    #: LD_IMM64 of a map / map value: the map name and value offset
+    map_name: str | None = None
+    map_off: int | None = None
+    #: helper calls: the helper id; local calls: the callee's first slot
+    call_target: int | None = None
+    #: conditional jumps whose direction was always the same on every path (0/1), or
+    #: None if both directions were taken (-1 internal: not seen)
+    branch: int = -1
+
+
+@dataclass
+class _Meta:
+    """bpf_call_arg_meta."""
+
+    func_id: int = 0
+    map: MapInfo | None = None
+    map_uid: int = 0
+    raw_mode: bool = False
+    access_size: int = 0
+    regno: int = -1
+    release_regno: int = 0
+    ref_obj_id: int = 0
+    mem_size: int = 0
+    msize_max_value: int = 0
+    subprogno: int = -1
+    const_map_key: int = -1
+    pkt_access: bool = False
+
+
+class Verifier:
+    """One verification run (``struct bpf_verifier_env``)."""
+
+    def __init__(
+        self,
+        insns: Sequence[Instruction],
+        prog_type: ProgramType,
+        attach_type: AttachType | None,
+        *,
+        maps_by_slot: Mapping[int, tuple[MapInfo, int | None]],
+        log_level: int,
+        insn_limit: int,
+        gpl: bool,
+        has_func_info: bool,
+        source: Any = None,
+    ) -> None:
+        self.insns = list(insns)
+        self.n = len(self.insns)
+        self.prog_type = prog_type
+        self.attach_type = attach_type
+        self.maps_by_slot = maps_by_slot
+        self.log = VLog(log_level)
+        self.log_level = log_level
+        self.insn_limit = insn_limit
+        self.gpl = gpl
+        self.has_func_info = has_func_info
+        self.source = source
+        self.infos: list[OpInfo | None] = [OPCODES.get(i.opcode) for i in self.insns]
+        self.aux = [InsnAux() for _ in self.insns]
+        self.err_lines: list[str] = []
+        self.id_gen = 0
+        self.insn_processed = 0
+        self.jmps_processed = 0
+        self.prev_jmps_processed = 0
+        self.prev_insn_processed = 0
+        self.total_states = 0
+        self.peak_states = 0
+        self.explored_size = 0
+        self.max_states_per_insn = 0
+        self.explored: dict[int, list[_Explored]] = {}
+        self.stack: list[_StackElem] = []
+        self.cur: VState = VState()
+        self.insn_idx = 0
+        self.prev_insn_idx = 0
+        self.scratched_regs = 0
+        self.scratched_slots = 0
+        self.prev_log_pos = 0
+        self.prev_insn_print_pos = 0
+        self.cfg: Cfg | None = None
+        self.ptype_name = ProgramType(prog_type).name
+        self.attach_name = AttachType(attach_type).name if attach_type is not None else None
+        self.fake_id = 0
+        #: number of times each subprog was entered as a callback (for explanations)
+        self.error_insn: int | None = None
+        self.error_reg: int | None = None
+        self.error_state: VState | None = None
+
+    # ------------------------------------------------------------------ logging ------
+
+    def verbose(self, text: str) -> None:
+        self.log.write(text)
+
+    def fail(self, text: str, *, reg: int | None = None, kind: str = "") -> Reject:
+        """Log an error line and return the exception to raise."""
+        self.log.write(text + "\n")
+        self.err_lines.append(text)
+        return Reject(reg, kind)
+
+    def note(self, text: str) -> None:
+        """An error line that is followed by another (both are kept)."""
+        self.log.write(text + "\n")
+        self.err_lines.append(text)
+
+    def mark_reg_scratched(self, regno: int) -> None:
+        self.scratched_regs |= 1 << regno
+
+    def mark_slot_scratched(self, spi: int) -> None:
+        self.scratched_slots |= 1 << spi
+
+    def mark_all_scratched(self) -> None:
+        self.scratched_regs = -1
+        self.scratched_slots = -1
+
+    def print_state(self, st: VState, print_all: bool, frameno: int | None = None) -> None:
+        f = st.frames[-1 if frameno is None else frameno]
+        refs = [r.id for r in st.refs if r.kind == "ptr"] or None
+        if print_all or self.scratched_regs == -1:
+            text = frame_str(f, refs=refs)
+        else:
+            rs = {i for i in range(11) if self.scratched_regs >> i & 1}
+            ss = {i for i in range(64) if self.scratched_slots >> i & 1}
+            text = frame_str(f, regs=rs, slots=ss, refs=refs)
+        self.log.write(text + "\n")
+        if not print_all:
+            self.scratched_regs = 0
+            self.scratched_slots = 0
+
+    def print_insn_state(self, st: VState) -> None:
+        if not self.log_level:
+            return
+        if self.prev_log_pos and self.prev_log_pos == self.log.end_pos:
+            self.log.reset(self.prev_log_pos - 1)
+            self.log.write(" " * VLog.alignment(self.prev_insn_print_pos) + ";")
+        else:
+            self.log.write(f"{self.insn_idx}:")
+        self.print_state(st, False)
+
+    def insn_text(self, idx: int) -> str:
+        insn = self.insns[idx]
+        info = self.infos[idx]
+        text = format_insn(self.insns, idx, style="verifier")
+        if info is not None and info.kind is Kind.LD_IMM64:
+            if insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX):
+                m = self.maps_by_slot.get(idx)
+                text = f"r{insn.dst} = map[id:{m[0].name if m else insn.imm}]"
+            elif insn.src in (BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_MAP_IDX_VALUE):
+                m = self.maps_by_slot.get(idx)
+                off = m[1] if m else self.insns[idx + 1].imm
+                text = f"r{insn.dst} = map[id:{m[0].name if m else insn.imm}][0]+{off}"
+            else:
+                text = text.removesuffix(" ll")
+        return f"({insn.opcode:02x}) {text}"
+
+    # ----------------------------------------------------------------- top level ------
+
+    def run(self) -> None:
+        nargs = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
+        self.cfg = cfg = analyse(self.insns, nargs)
+        if self.log_level >= 2:
+            for k, sp in enumerate(cfg.subprogs):
+                self.verbose(f"func#{k} @{sp.start}\n")
+        self._resolve_ldimm64()
+        if cfg.unreachable is not None:
+            raise self.fail(f"unreachable insn {cfg.unreachable}", kind="cfg")
+        if self.log_level >= 2:
+            self.verbose("Live regs before insn:\n")
+            for i in range(self.n):
+                if i in cfg.second_half:
+                    continue
+                self.verbose(f"{i:7d}: {live_str(cfg.live_before[i])} {self.insn_text(i)}\n")
+        self._do_check_main()
+        self._check_max_stack_depth()
+
+    def _resolve_ldimm64(self) -> None:
+        for i, insn in enumerate(self.insns):
+            info = self.infos[i]
+            if info is None or info.kind is not Kind.LD_IMM64 or i in self.cfg.second_half:  # type: ignore[union-attr]
+                continue
+            src = insn.src
+            if src in (
+                BPF_PSEUDO_MAP_FD,
+                BPF_PSEUDO_MAP_IDX,
+                BPF_PSEUDO_MAP_VALUE,
+                BPF_PSEUDO_MAP_IDX_VALUE,
+            ):
+                m = self.maps_by_slot.get(i)
+                if m is None:
+                    self.insn_idx = i
+                    if src in (BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE):
+                        raise self.fail(f"unknown map index {insn.imm}", kind="map_ref")
+                    raise self.fail(
+                        f"fd {insn.imm} is not pointing to valid bpf_map", kind="map_ref"
+                    )
+                info_m, off = m
+                self.aux[i].map_name = info_m.name
+                if src in (BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_MAP_IDX_VALUE):
+                    off = off or 0
+                    self.aux[i].map_off = off
+                    if off >= MAX_VAR_OFF:
+                        self.insn_idx = i
+                        raise self.fail(
+                            f"direct value offset of {off} is not allowed", kind="map_ref"
+                        )
+                    if info_m.type not in (MapType.ARRAY,) or info_m.max_entries != 1:
+                        self.insn_idx = i
+                        raise self.fail(
+                            "no direct value access support for this map type", kind="map_ref"
+                        )
+                    if off >= info_m.value_size:
+                        self.insn_idx = i
+                        raise self.fail(
+                            f"invalid access to map value pointer, value_size={info_m.value_size} off={off}",
+                            kind="map_ref",
+                        )
+
+    # ------------------------------------------------------------------- states ------
+
+    def _init_state(self) -> VState:
+        st = VState()
+        f = FuncState(0, -1, 0)
+        f.regs[10].type = T.PTR_TO_STACK
+        f.regs[10].mark_known(0)
+        f.regs[10].frameno = 0
+        f.regs[1].mark_unknown()
+        f.regs[1].type = T.PTR_TO_CTX
+        f.regs[1].mark_known(0)
+        f.regs[1].origin = (0, "the program's context argument")
+        st.frames.append(f)
+        return st
+
+    def _do_check_main(self) -> None:
+        self.cur = self._init_state()
+        self.mark_all_scratched()
+        self._do_check()
+
+    def push_stack(self, insn_idx: int, prev_idx: int) -> VState:
+        cur = self.cur
+        st = cur.copy()
+        self.stack.append(_StackElem(st, insn_idx, prev_idx, self.log.end_pos))
+        if len(self.stack) > BPF_COMPLEXITY_LIMIT_JMP_SEQ:
+            raise self.fail(
+                f"The sequence of {len(self.stack)} jumps is too complex.", kind="limit"
+            )
+        if st.parent is not None:
+            st.parent.branches += 1
+        return st
+
+    def pop_stack(self) -> bool:
+        if not self.stack:
+            return False
+        e = self.stack.pop()
+        self.cur = e.st
+        if self.log_level == 1:
+            self.log.reset(e.log_pos)
+        self.insn_idx = e.insn_idx
+        self.prev_insn_idx = e.prev_insn_idx
+        return True
+
+    def update_branch_counts(self, st: VState | None) -> None:
+        while st is not None:
+            st.branches -= 1
+            if st.branches:
+                break
+            st = st.parent
+
+    def new_id(self) -> int:
+        self.id_gen += 1
+        return self.id_gen
+
+    # ------------------------------------------------------------------ main loop ------
+
+    def _do_check(self) -> None:
+        cfg = self.cfg
+        assert cfg is not None
+        do_print_state = False
+        self.insn_idx = 0
+        self.prev_insn_idx = 0
+        self.log_at_start = True
+        if self.log_level:
+            pass
+        while True:
+            idx = self.insn_idx
+            if idx >= self.n or idx < 0:
+                raise self.fail(f"invalid insn idx {idx} insn_cnt {self.n}", kind="cfg")
+            self.insn_processed += 1
+            if self.insn_processed > self.insn_limit:
+                raise self.fail(
+                    f"BPF program is too large. Processed {self.insn_processed} insn", kind="limit"
+                )
+            st = self.cur
+            st.insn_idx = idx
+            self.err_lines = []
+            if cfg.prune[idx]:
+                if self._is_state_visited(idx):
+                    if self.log_level:
+                        if do_print_state:
+                            self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}: safe\n")
+                        else:
+                            self.verbose(f"{idx}: safe\n")
+                    if not self._exit_path():
+                        return
+                    do_print_state = True
+                    continue
+            st = self.cur
+            if self.log_level >= 2 and do_print_state:
+                self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}:")
+                self.print_state(st, True)
+                do_print_state = False
+            if self.log_level:
+                if self.scratched_regs or self.scratched_slots:
+                    self.print_insn_state(st)
+                self.prev_log_pos = self.log.end_pos
+                line = f"{idx}: {self.insn_text(idx)}\n"
+                self.verbose(line)
+                self.prev_insn_print_pos = len(line)
+                self.prev_log_pos = self.log.end_pos
+            self.aux[idx].seen = True
+            self.prev_insn_idx = idx
+            result = self._do_check_insn(idx)
+            if result == "exit":
+                if not self._exit_path():
+                    return
+                do_print_state = True
+            elif result == "frame":
+                do_print_state = True
+
+    def _exit_path(self) -> bool:
+        """process_bpf_exit: this path is done; continue with a pushed one."""
+        self.mark_all_scratched()
+        self.update_branch_counts(self.cur)
+        return self.pop_stack()
+
+    # -------------------------------------------------------------- instructions ------
+
+    def _do_check_insn(self, idx: int) -> str | None:
+        insn = self.insns[idx]
+        info = self.infos[idx]
+        assert info is not None
+        k = info.kind
+        if k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END):
+            self.check_alu_op(insn, info)
+        elif k is Kind.LDX:
+            self.check_load(insn, info)
+        elif k is Kind.STX:
+            self.check_store_reg(insn, info)
+        elif k is Kind.ST:
+            self.check_reg_arg(insn.dst, src=True)
+            dtype = self.regs[insn.dst].type
+            self.check_mem_access(insn.dst, insn.off, info.size, write=True, value_regno=-1)
+            self.save_aux_ptr_type(dtype)
+        elif k is Kind.ATOMIC:
+            self.check_atomic(insn, info)
+        elif k is Kind.LD_IMM64:
+            self.check_ld_imm(insn, idx)
+            self.insn_idx += 2
+            return None
+        elif k in (Kind.LD_ABS, Kind.LD_IND):
+            self.check_ld_abs(insn, info)
+        elif k is Kind.JA:
+            self.jmps_processed += 1
+            off = insn.imm if info.cls == BPF_JMP32 else insn.off
+            self.insn_idx += off + 1
+            return None
+        elif k is Kind.JCC:
+            self.jmps_processed += 1
+            self.check_cond_jmp_op(insn, info)
+            return None
+        elif k is Kind.MAY_GOTO:
+            self.jmps_processed += 1
+            self.check_may_goto(insn)
+            return None
+        elif k is Kind.CALL:
+            self.jmps_processed += 1
+            if self.cur.active_lock_id or any(r.kind == "lock" for r in self.cur.refs):
+                if (insn.src == 0 and insn.imm != 94) or insn.src == BPF_PSEUDO_KFUNC_CALL:
+                    raise self.fail(
+                        "function calls are not allowed while holding a lock", kind="lock"
+                    )
+            if insn.src == BPF_PSEUDO_CALL:
+                r = self.check_func_call(insn, idx)
+                self.mark_reg_scratched(0)
+                return r
+            if insn.src == BPF_PSEUDO_KFUNC_CALL:
+                raise self.fail(
+                    "calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF",
+                    kind="kfunc",
+                )
+            self.check_helper_call(insn, idx)
+            self.mark_reg_scratched(0)
+        elif k is Kind.CALLX:
+            raise self.fail(f"unknown opcode {insn.opcode:02x}", kind="insn")
+        elif k is Kind.EXIT:
+            self.jmps_processed += 1
+            return self.process_exit()
+        self.insn_idx += 1
+        return None
+
+    @property
+    def regs(self) -> list[Reg]:
+        return self.cur.frames[-1].regs
+
+    @property
+    def frame(self) -> FuncState:
+        return self.cur.frames[-1]
+
+    def check_reg_arg(self, regno: int, *, src: bool = False, mark: bool = True) -> None:
+        """check_reg_arg: SRC_OP needs an initialised register; DST_OP makes it an
+        unknown scalar (DST_OP_NO_MARK: ``mark=False`` leaves it to the caller)."""
+        self.mark_reg_scratched(regno)
+        r = self.regs[regno]
+        if src:
+            if r.type == T.NOT_INIT:
+                raise self.fail(f"R{regno} !read_ok", reg=regno, kind="uninit_reg")
+            return
+        if regno == 10:
+            raise self.fail("frame pointer is read only", kind="fp_ro")
+        if mark:
+            r.mark_unknown()
+            r.origin = None
+
+    def set_origin(self, regno: int, what: str) -> None:
+        self.regs[regno].origin = (self.insn_idx, what)
+
+    # ---------------------------------------------------------------------- ALU ------
+
+    def check_alu_op(self, insn: Instruction, info: OpInfo) -> None:
+        op = info.op
+        alu32 = info.cls != BPF_ALU64
+        regs = self.regs
+        if info.kind in (Kind.END, Kind.NEG):
+            self.check_reg_arg(insn.dst, src=True)
+            d = regs[insn.dst]
+            if info.kind is Kind.NEG and d.type == T.SCALAR:
+                self.mark_reg_scratched(insn.dst)
+                scalar_alu(d, d, NEG, alu32)
+                d.id = 0
+                self.set_origin(insn.dst, "a negation")
+            elif d.type == T.SCALAR:
+                self.mark_reg_scratched(insn.dst)
+                # bswap (ALU64) always swaps; le/be swap when the order differs from
+                # the machine's (little-endian)
+                swap = not alu32 or bool(insn.opcode & 0x08)
+                if swap or insn.imm != 64:  # le64 is a no-op on little-endian
+                    scalar_byte_swap(d, insn.imm, swap)
+                    d.id = 0
+                    self.set_origin(insn.dst, "a byte swap")
+            else:
+                self.check_reg_arg(insn.dst)
+                d = regs[insn.dst]
+                if info.kind is Kind.END:
+                    self.set_origin(insn.dst, "a byte swap")
+            self.bounds_sanity(insn.dst, "alu")
+            return
+        if info.kind is Kind.MOV:
+            if info.use_src_reg:
+                self.check_reg_arg(insn.src, src=True)
+            self.check_reg_arg(insn.dst, mark=False)
+            d = regs[insn.dst]
+            if info.use_src_reg:
+                s = regs[insn.src]
+                if not alu32:
+                    if insn.off == 1:  # addr_space_cast
+                        d.mark_unknown()
+                        if insn.imm == 1:
+                            d.type = T.PTR_TO_ARENA
+                    elif insn.off == 0:
+                        self.assign_scalar_id_before_mov(s)
+                        d.assign(s)
+                    else:
+                        if s.type == T.SCALAR:
+                            no_sext = s.umax < (1 << (insn.off - 1))
+                            if no_sext:
+                                self.assign_scalar_id_before_mov(s)
+                            d.assign(s)
+                            if not no_sext:
+                                d.id = 0
+                            d.coerce_to_size_sx(insn.off >> 3)
+                            d.origin = (self.insn_idx, "a sign extension")
+                        else:
+                            d.mark_unknown()
+                            self.set_origin(
+                                insn.dst, f"a sign extension of a pointer (R{insn.src})"
+                            )
+                else:
+                    if s.type == T.SCALAR:
+                        if insn.off == 0:
+                            is_u32 = s.width() <= 32
+                            if is_u32:
+                                self.assign_scalar_id_before_mov(s)
+                            d.assign(s)
+                            if not is_u32:
+                                d.id = 0
+                        else:
+                            no_sext = s.umax < (1 << (insn.off - 1))
+                            if no_sext:
+                                self.assign_scalar_id_before_mov(s)
+                            d.assign(s)
+                            if not no_sext:
+                                d.id = 0
+                            d.coerce_subreg_to_size_sx(insn.off >> 3)
+                    else:
+                        d.mark_unknown()
+                        self.set_origin(insn.dst, f"the low 32 bits of a pointer (R{insn.src})")
+                    d.zext_32_to_64()
+                    d.sync()
+            else:
+                d.mark_unknown()
+                d.type = T.SCALAR
+                d.mark_known(insn.imm if not alu32 else insn.imm & U32)
+                d.origin = (self.insn_idx, f"the constant {snum(d.value)}")
+            self.bounds_sanity(insn.dst, "alu")
+            return
+        # all other ALU ops
+        if info.use_src_reg:
+            self.check_reg_arg(insn.src, src=True)
+        self.check_reg_arg(insn.dst, src=True)
+        if op in (DIV, MOD) and not info.use_src_reg and insn.imm == 0:
+            raise self.fail("div by zero", kind="div0")
+        if op in (LSH, RSH, ARSH) and not info.use_src_reg:
+            size = 32 if alu32 else 64
+            if insn.imm < 0 or insn.imm >= size:
+                raise self.fail(f"invalid shift {insn.imm}", kind="shift")
+        self.check_reg_arg(insn.dst, mark=False)
+        self.adjust_reg_min_max_vals(insn, info)
+        self.bounds_sanity(insn.dst, "alu")
+
+    def bounds_sanity(self, regno: int, ctx: str) -> None:
+        r = self.regs[regno]
+        if r.type == T.SCALAR:
+            self.reg_bounds_sanity(r, ctx)
+
+    def reg_bounds_sanity(self, r: Reg, ctx: str) -> None:
+        """reg_bounds_sanity_check: Linux 6.18 logs the inconsistency as a verifier
+        bug, forgets the register's ranges (keeping its tnum) and goes on."""
+        msg = r.bounds_violation()
+        if msg is None:
+            return
+        self.verbose(
+            f"verifier bug: REG INVARIANTS VIOLATION ({ctx}): {msg} "
+            f"u64=[{r.umin:#x}, {r.umax:#x}] s64=[{r.smin & U64:#x}, {r.smax & U64:#x}] "
+            f"u32=[{r.u32_min:#x}, {r.u32_max:#x}] s32=[{r.s32_min & U32:#x}, {r.s32_max & U32:#x}] "
+            f"var_off=({r.value:#x}, {r.mask:#x})\n"
+        )
+        r.mark_unbounded()
+
+    def assign_scalar_id_before_mov(self, s: Reg) -> None:
+        if s.type != T.SCALAR:
+            return
+        if s.id & BPF_ADD_AS_FAKE_ID:
+            s.id = 0
+            s.off = 0
+        if not s.id and s.mask != 0:
+            s.id = self.new_id()
+
+    def adjust_reg_min_max_vals(self, insn: Instruction, info: OpInfo) -> None:
+        regs = self.regs
+        d = regs[insn.dst]
+        op = info.op
+        alu32 = info.cls != BPF_ALU64
+        ptr_reg = d if d.type != T.SCALAR else None
+        if info.use_src_reg:
+            s = regs[insn.src]
+            if s.type != T.SCALAR:
+                if d.type != T.SCALAR:
+                    if op == SUB:
+                        d.mark_unknown()
+                        d.origin = (self.insn_idx, "a difference of two pointers")
+                        return
+                    raise self.fail(
+                        f"R{insn.dst} pointer {_ALU_WORDS[op]} pointer prohibited",
+                        reg=insn.dst,
+                        kind="ptr_arith",
+                    )
+                # scalar += pointer
+                self.adjust_ptr_min_max_vals(insn, info, s, d, off_is_dst=True)
+                return
+            if ptr_reg is not None:
+                self.adjust_ptr_min_max_vals(insn, info, d, s)
+                return
+            src = s.copy()
+        else:
+            src = Reg()
+            src.type = T.SCALAR
+            src.mark_known(insn.imm)
+            if ptr_reg is not None:
+                self.adjust_ptr_min_max_vals(insn, info, d, src)
+                return
+        width_before = d.width()
+        if op in (AND, OR) and src.type == T.SCALAR and src.mask == 0:
+            self.maybe_fork_scalars(insn.dst, d)
+        scalar_alu(d, src, op, alu32)
+        src_const = (src.mask & U32) == 0 if alu32 else src.mask == 0
+        if op in (ADD, SUB) and d.id and src_const:
+            # remember "d = (linked value) + val" so a later comparison of d also
+            # bounds its copies (sync_linked_regs); 32-bit links only for values that
+            # fit in 32 bits before the operation
+            val = s32(src.value) if alu32 else s64(src.value)
+            if op == SUB:
+                val = -val
+            if (
+                (d.id & BPF_ADD_AS_FAKE_ID)
+                or not (-(1 << 31) <= val <= S32_MAX)
+                or (alu32 and width_before > 32)
+            ):
+                d.off = 0
+                d.id = 0
+            else:
+                d.id |= BPF_ADD_AS_FAKE_ID | (BPF_ADD_AS_FAKE_ID32 if alu32 else 0)
+                d.off = val
+        else:
+            d.id = 0
+
+    def maybe_fork_scalars(self, regno: int, d: Reg) -> None:
+        """A value known to be 0 or -1 (``x s>> 63``) masked with a constant: explore
+        the two values separately (the current path takes -1, a pushed one 0), as
+        the kernel does to keep LLVM's branch-free selects precise."""
+        if d.smin == -1 and d.smax == 0:
+            alu32 = False
+        elif d.s32_min == -1 and d.s32_max == 0:
+            alu32 = True
+        else:
+            return
+        other = self.push_stack(self.insn_idx, self.insn_idx)
+        o = other.frames[-1].regs[regno]
+        if alu32:
+            o.mark_known32(0)
+            d.mark_known32(U32)
+        else:
+            o.mark_known(0)
+            d.mark_known(-1)
+
+    def check_reg_sane_offset(self, r: Reg, ptype: int) -> None:
+        known = r.mask == 0
+        val = s64(r.value)
+        if known and (val >= MAX_VAR_OFF or val <= -MAX_VAR_OFF):
+            raise self.fail(
+                f"math between {type_str(ptype)} pointer and {val} is not allowed", kind="ptr_arith"
+            )
+        if r.off >= MAX_VAR_OFF or r.off <= -MAX_VAR_OFF:
+            raise self.fail(
+                f"{type_str(ptype)} pointer offset {r.off} is not allowed", kind="ptr_arith"
+            )
+        if r.smin == S64_MIN:
+            raise self.fail(
+                f"math between {type_str(ptype)} pointer and register with unbounded min value is not allowed",
+                kind="ptr_arith",
+            )
+        if r.smin >= MAX_VAR_OFF or r.smin <= -MAX_VAR_OFF:
+            raise self.fail(
+                f"value {r.smin} makes {type_str(ptype)} pointer be out of bounds", kind="ptr_arith"
+            )
+
+    def adjust_ptr_min_max_vals(
+        self, insn: Instruction, info: OpInfo, ptr: Reg, off_reg: Reg, *, off_is_dst: bool = False
+    ) -> None:
+        dst = insn.dst
+        d = self.regs[dst]
+        op = info.op
+        known = off_reg.mask == 0
+        smin_val, smax_val = off_reg.smin, off_reg.smax
+        umin_val, umax_val = off_reg.umin, off_reg.umax
+        smin_ptr, smax_ptr = ptr.smin, ptr.smax
+        umin_ptr, umax_ptr = ptr.umin, ptr.umax
+        if (
+            (known and (smin_val != smax_val or umin_val != umax_val))
+            or smin_val > smax_val
+            or umin_val > umax_val
+        ):
+            d.mark_unknown()
+            return
+        if info.cls != BPF_ALU64:
+            if op == SUB:
+                d.mark_unknown()
+                return
+            raise self.fail(
+                f"R{dst} 32-bit pointer arithmetic prohibited", reg=dst, kind="ptr_arith"
+            )
+        if ptr.type & T.MAYBE_NULL:
+            raise self.fail(
+                f"R{dst} pointer arithmetic on {type_str(ptr.type)} prohibited, null-check it first",
+                reg=dst,
+                kind="null_arith",
+            )
+        base = ptr.type & T.BASE_MASK
+        allowed = base in (
+            T.PTR_TO_CTX,
+            T.PTR_TO_MAP_VALUE,
+            T.PTR_TO_MAP_KEY,
+            T.PTR_TO_STACK,
+            T.PTR_TO_PACKET_META,
+            T.PTR_TO_PACKET,
+            T.PTR_TO_TP_BUFFER,
+            T.PTR_TO_BTF_ID,
+            T.PTR_TO_MEM,
+            T.PTR_TO_BUF,
+            T.PTR_TO_FUNC,
+            T.CONST_PTR_TO_DYNPTR,
+        )
+        if not allowed and base == T.PTR_TO_FLOW_KEYS and known:
+            allowed = True
+        if not allowed and base in (T.PTR_TO_FLOW_KEYS, T.CONST_PTR_TO_MAP):
+            if known and smin_val == 0 and op == ADD:
+                allowed = True
+        if not allowed:
+            raise self.fail(
+                f"R{dst} pointer arithmetic on {type_str(ptr.type)} prohibited",
+                reg=dst,
+                kind="ptr_arith",
+            )
+        ptr_copy = ptr.copy()
+        off_copy = off_reg.copy()
+        ptr, off_reg = ptr_copy, off_copy
+        d.type = ptr.type
+        d.id = ptr.id
+        self.check_reg_sane_offset(off_reg, ptr.type)
+        self.check_reg_sane_offset(ptr, ptr.type)
+        d.mark_32_unbounded()
+        if op == ADD:
+            if (
+                known
+                and ptr.off + smin_val == s32(ptr.off + smin_val)
+                and -(1 << 31) <= ptr.off + smin_val <= S32_MAX
+            ):
+                d.smin, d.smax, d.umin, d.umax = smin_ptr, smax_ptr, umin_ptr, umax_ptr
+                d.value, d.mask = ptr.value, ptr.mask
+                d.off = ptr.off + smin_val
+                _copy_raw(d, ptr)
+            else:
+                lo, hi = smin_ptr + smin_val, smax_ptr + smax_val
+                if not (S64_MIN <= lo <= S64_MAX and S64_MIN <= hi <= S64_MAX):
+                    d.smin, d.smax = S64_MIN, S64_MAX
+                else:
+                    d.smin, d.smax = lo, hi
+                lo, hi = umin_ptr + umin_val, umax_ptr + umax_val
+                if lo > U64 or hi > U64:
+                    d.umin, d.umax = 0, U64
+                else:
+                    d.umin, d.umax = lo, hi
+                d.var_off = tadd(ptr.var_off, off_reg.var_off)
+                d.off = ptr.off
+                _copy_raw(d, ptr)
+                if base in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+                    d.id = self.new_id()
+                    d.range = 0
+        elif op == SUB:
+            if off_is_dst:
+                raise self.fail(
+                    f"R{dst} tried to subtract pointer from scalar", reg=dst, kind="ptr_arith"
+                )
+            if base == T.PTR_TO_STACK:
+                raise self.fail(
+                    f"R{dst} subtraction from stack pointer prohibited", reg=dst, kind="ptr_arith"
+                )
+            if known and -(1 << 31) <= ptr.off - smin_val <= S32_MAX:
+                d.smin, d.smax, d.umin, d.umax = smin_ptr, smax_ptr, umin_ptr, umax_ptr
+                d.value, d.mask = ptr.value, ptr.mask
+                d.id = ptr.id
+                d.off = ptr.off - smin_val
+                _copy_raw(d, ptr)
+            else:
+                lo, hi = smin_ptr - smax_val, smax_ptr - smin_val
+                if not (S64_MIN <= lo <= S64_MAX and S64_MIN <= hi <= S64_MAX):
+                    d.smin, d.smax = S64_MIN, S64_MAX
+                else:
+                    d.smin, d.smax = lo, hi
+                if umin_ptr < umax_val:
+                    d.umin, d.umax = 0, U64
+                else:
+                    d.umin, d.umax = umin_ptr - umax_val, umax_ptr - umin_val
+                from netbpf.verifier.tnum import tsub
+
+                d.var_off = tsub(ptr.var_off, off_reg.var_off)
+                d.off = ptr.off
+                _copy_raw(d, ptr)
+                if base in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+                    d.id = self.new_id()
+                    if smin_val < 0:
+                        d.range = 0
+        elif op in (AND, OR, XOR):
+            raise self.fail(
+                f"R{dst} bitwise operator {_ALU_WORDS[op]} on pointer prohibited",
+                reg=dst,
+                kind="ptr_arith",
+            )
+        else:
+            raise self.fail(
+                f"R{dst} pointer arithmetic with {_ALU_WORDS[op]} operator prohibited",
+                reg=dst,
+                kind="ptr_arith",
+            )
+        d.frameno = ptr.frameno
+        d.map = ptr.map
+        d.mem_size = ptr.mem_size
+        d.btf_name = ptr.btf_name
+        d.ref_obj_id = ptr.ref_obj_id
+        d.subprogno = ptr.subprogno
+        if d.origin is None or d.origin is not ptr.origin:
+            d.origin = ptr.origin
+        self.check_reg_sane_offset(d, ptr.type)
+        d.sync()
+
+    # ------------------------------------------------------------------ memory ------
+
+    def check_load(self, insn: Instruction, info: OpInfo) -> None:
+        self.check_reg_arg(insn.src, src=True)
+        self.check_reg_arg(insn.dst, mark=False)
+        stype = self.regs[insn.src].type
+        self.check_mem_access(
+            insn.src, insn.off, info.size, write=False, value_regno=insn.dst, ldsx=info.signed
+        )
+        self.save_aux_ptr_type(stype)
+        self.bounds_sanity(insn.dst, "ldx")
+
+    def check_store_reg(self, insn: Instruction, info: OpInfo) -> None:
+        self.check_reg_arg(insn.src, src=True)
+        self.check_reg_arg(insn.dst, src=True)
+        dtype = self.regs[insn.dst].type
+        self.check_mem_access(insn.dst, insn.off, info.size, write=True, value_regno=insn.src)
+        self.save_aux_ptr_type(dtype)
+
+    def save_aux_ptr_type(self, t: int) -> None:
+        aux = self.aux[self.insn_idx]
+        if aux.ptr_type == T.NOT_INIT:
+            aux.ptr_type = t
+            return
+        prev = aux.ptr_type
+        if t != prev and (not _mismatch_ok(t) or not _mismatch_ok(prev)):
+            raise self.fail("same insn cannot be used with different pointers", kind="ptr_mismatch")
+
+    def check_ptr_alignment(self, r: Reg, off: int, size: int, strict: bool) -> None:
+        base = r.type
+        desc = ""
+        if base in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+            if not strict or size == 1:
+                return
+            reg_off = tadd(r.var_off, tconst(2 + r.off + off))
+            if not tis_aligned(reg_off, size):
+                raise self.fail(
+                    f"misaligned packet access off 2+{tstr(r.var_off)}+{r.off}+{off} size {size}",
+                    kind="align",
+                )
+            return
+        if base == T.PTR_TO_FLOW_KEYS:
+            desc = "flow keys "
+        elif base == T.PTR_TO_MAP_KEY:
+            desc = "key "
+        elif base == T.PTR_TO_MAP_VALUE:
+            desc = "value "
+        elif base == T.PTR_TO_CTX:
+            desc = "context "
+        elif base == T.PTR_TO_STACK:
+            desc = "stack "
+            strict = True
+        elif base == T.PTR_TO_SOCKET:
+            desc = "sock "
+        elif base == T.PTR_TO_SOCK_COMMON:
+            desc = "sock_common "
+        elif base == T.PTR_TO_TCP_SOCK:
+            desc = "tcp_sock "
+        elif base == T.PTR_TO_XDP_SOCK:
+            desc = "xdp_sock "
+        elif base == T.PTR_TO_ARENA:
+            return
+        if not strict or size == 1:
+            return
+        reg_off = tadd(r.var_off, tconst(r.off + off))
+        if not tis_aligned(reg_off, size):
+            raise self.fail(
+                f"misaligned {desc}access off {tstr(r.var_off)}+{r.off}+{off} size {size}",
+                kind="align",
+            )
+
+    def check_mem_access(
+        self,
+        regno: int,
+        off: int,
+        size: int,
+        *,
+        write: bool,
+        value_regno: int,
+        strict: bool = False,
+        ldsx: bool = False,
+    ) -> None:
+        regs = self.regs
+        r = regs[regno]
+        self.check_ptr_alignment(r, off, size, strict)
+        off += r.off
+        t = r.type
+        base = t & T.BASE_MASK
+        val_ptr = value_regno >= 0 and regs[value_regno].type not in (T.SCALAR, T.NOT_INIT)
+        if t == T.PTR_TO_MAP_KEY:
+            if write:
+                raise self.fail(
+                    f"write to change key R{regno} not allowed", reg=regno, kind="map_key"
+                )
+            self.check_mem_region_access(regno, off, size, r.map.key_size, False)
+            if value_regno >= 0:
+                regs[value_regno].mark_unknown()
+                self.set_origin(value_regno, "a load from a map key")
+        elif t == T.PTR_TO_MAP_VALUE:
+            m: MapInfo = r.map
+            self.check_map_access_type(regno, off, size, write)
+            self.check_map_access(regno, off, size, False)
+            if not write and value_regno >= 0:
+                if r.mask == 0 and m.rdonly_const and m.type != MapType.UNSPEC:
+                    moff = off + r.value
+                    assert m.data is not None
+                    raw = m.data[moff : moff + size]
+                    val = int.from_bytes(raw, "little")
+                    if ldsx:
+                        bits = size * 8
+                        if val >> (bits - 1):
+                            val -= 1 << bits
+                    regs[value_regno].mark_unknown()
+                    regs[value_regno].mark_known(val)
+                    self.set_origin(value_regno, f"read-only map '{m.name}' (a constant)")
+                else:
+                    regs[value_regno].mark_unknown()
+                    self.set_origin(value_regno, f"a load from map '{m.name}'")
+        elif base == T.PTR_TO_MEM:
+            rdonly = bool(t & T.MEM_RDONLY)
+            if t & T.MAYBE_NULL:
+                raise self.fail(
+                    f"R{regno} invalid mem access '{type_str(t)}'", reg=regno, kind="null_deref"
+                )
+            if write and rdonly:
+                raise self.fail(
+                    f"R{regno} cannot write into {type_str(t)}", reg=regno, kind="rdonly"
+                )
+            self.check_mem_region_access(regno, off, size, r.mem_size, False)
+            if value_regno >= 0 and (not write or rdonly):
+                regs[value_regno].mark_unknown()
+                self.set_origin(value_regno, "a load from a ringbuf/helper memory")
+        elif t == T.PTR_TO_CTX:
+            self.check_ptr_off_reg(r, regno)
+            res = ctx_access(self.prog_type, self.attach_type, off, size, write, ldsx)
+            if res is None:
+                raise self.fail(
+                    f"invalid bpf_context access off={off} size={size}", reg=regno, kind="ctx"
+                )
+            self.aux[self.insn_idx].ctx_field_size = res.field_size
+            if not write and value_regno >= 0:
+                v = regs[value_regno]
+                if res.reg_type == T.SCALAR:
+                    v.mark_unknown()
+                    self.set_origin(value_regno, f"the context (offset {off})")
+                else:
+                    v.mark_known_zero()
+                    v.type = res.reg_type
+                    if res.reg_type & T.MAYBE_NULL:
+                        v.id = self.new_id()
+                    self.set_origin(
+                        value_regno, f"the context field at offset {off} ({type_str(res.reg_type)})"
+                    )
+        elif t == T.PTR_TO_STACK:
+            self.check_stack_access_within_bounds(regno, off, size, write)
+            if write:
+                self.check_stack_write(regno, off, size, value_regno)
+            else:
+                self.check_stack_read(regno, off, size, value_regno)
+        elif t in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+            if write and self.prog_type not in _PKT_WRITE:
+                raise self.fail("cannot write into packet", reg=regno, kind="pkt_write")
+            self.check_packet_access(regno, off, size, False)
+            if not write and value_regno >= 0:
+                regs[value_regno].mark_unknown()
+                self.set_origin(value_regno, "packet data")
+        elif t == T.PTR_TO_FLOW_KEYS:
+            if size < 0 or off < 0 or off + size > 56:
+                raise self.fail(
+                    f"invalid access to flow keys off={off} size={size}",
+                    reg=regno,
+                    kind="flow_keys",
+                )
+            if not write and value_regno >= 0:
+                regs[value_regno].mark_unknown()
+                self.set_origin(value_regno, "the flow keys")
+        elif t in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON, T.PTR_TO_TCP_SOCK, T.PTR_TO_XDP_SOCK):
+            if write:
+                raise self.fail(
+                    f"R{regno} cannot write into {type_str(t)}", reg=regno, kind="sock_write"
+                )
+            if r.smin < 0:
+                raise self.fail(
+                    f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.",
+                    reg=regno,
+                    kind="neg_index",
+                )
+            kind = {
+                T.PTR_TO_SOCKET: "sock",
+                T.PTR_TO_SOCK_COMMON: "sock_common",
+                T.PTR_TO_TCP_SOCK: "tcp_sock",
+                T.PTR_TO_XDP_SOCK: "xdp_sock",
+            }[t]
+            res = sock_access(kind, off, size)
+            if res is None:
+                raise self.fail(
+                    f"R{regno} invalid {type_str(t)} access off={off} size={size}",
+                    reg=regno,
+                    kind="sock",
+                )
+            if value_regno >= 0:
+                regs[value_regno].mark_unknown()
+                self.set_origin(value_regno, f"a {type_str(t)} field")
+        elif base == T.PTR_TO_BTF_ID and not (t & T.MAYBE_NULL):
+            raise self.fail(
+                f"R{regno} access through BTF pointer ptr_{r.btf_name} is not modelled by netbpf",
+                reg=regno,
+                kind="unsupported",
+            )
+        elif t == T.CONST_PTR_TO_MAP:
+            raise self.fail(
+                "map_ptr access not supported without CONFIG_DEBUG_INFO_BTF",
+                reg=regno,
+                kind="map_ptr",
+            )
+        elif t == T.PTR_TO_ARENA:
+            if not write and value_regno >= 0:
+                regs[value_regno].mark_unknown()
+        else:
+            raise self.fail(
+                f"R{regno} invalid mem access '{type_str(t)}'", reg=regno, kind="invalid_mem"
+            )
+        _ = val_ptr
+        if (
+            size < REG_SIZE
+            and value_regno >= 0
+            and not write
+            and regs[value_regno].type == T.SCALAR
+        ):
+            if ldsx:
+                regs[value_regno].coerce_to_size_sx(size)
+            else:
+                regs[value_regno].coerce_to_size(size)
+
+    def check_ptr_off_reg(self, r: Reg, regno: int, fixed_off_ok: bool = False) -> None:
+        if r.off < 0:
+            raise self.fail(
+                f"negative offset {type_str(r.type)} ptr R{regno} off={r.off} disallowed",
+                reg=regno,
+                kind="ptr_off",
+            )
+        if not fixed_off_ok and r.off:
+            raise self.fail(
+                f"dereference of modified {type_str(r.type)} ptr R{regno} off={r.off} disallowed",
+                reg=regno,
+                kind="ptr_off",
+            )
+        if r.mask != 0 or r.value:
+            raise self.fail(
+                f"variable {type_str(r.type)} access var_off={tstr(r.var_off)} disallowed",
+                reg=regno,
+                kind="ptr_off",
+            )
+
+    def _mem_access_msg(self, regno: int, off: int, size: int, mem_size: int) -> str:
+        r = self.regs[regno]
+        t = r.type & T.BASE_MASK
+        if t == T.PTR_TO_MAP_KEY:
+            return f"invalid access to map key, key_size={mem_size} off={off} size={size}"
+        if t == T.PTR_TO_MAP_VALUE:
+            return f"invalid access to map value, value_size={mem_size} off={off} size={size}"
+        if t in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_PACKET_END):
+            return f"invalid access to packet, off={off} size={size}, R{regno}(id={r.id},off={off},r={mem_size})"
+        return f"invalid access to memory, mem_size={mem_size} off={off} size={size}"
+
+    def _check_mem_access_raw(
+        self, regno: int, off: int, size: int, mem_size: int, zero_ok: bool
+    ) -> bool:
+        size_ok = size > 0 or (size == 0 and zero_ok)
+        if off >= 0 and size_ok and off + size <= mem_size:
+            return True
+        self.note(self._mem_access_msg(regno, off, size, mem_size))
+        return False
+
+    def check_mem_region_access(
+        self, regno: int, off: int, size: int, mem_size: int, zero_ok: bool
+    ) -> None:
+        r = self.regs[regno]
+        if r.smin < 0 and (
+            r.smin == S64_MIN or not (-(1 << 31) <= off + r.smin <= S32_MAX) or r.smin + off < 0
+        ):
+            raise self.fail(
+                f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.",
+                reg=regno,
+                kind="neg_index",
+            )
+        if not self._check_mem_access_raw(regno, r.smin + off, size, mem_size, zero_ok):
+            raise self.fail(
+                f"R{regno} min value is outside of the allowed memory range", reg=regno, kind="oob"
+            )
+        if r.umax >= MAX_VAR_OFF:
+            raise self.fail(
+                f"R{regno} unbounded memory access, make sure to bounds check any such access",
+                reg=regno,
+                kind="unbounded",
+            )
+        if not self._check_mem_access_raw(regno, r.umax + off, size, mem_size, zero_ok):
+            raise self.fail(
+                f"R{regno} max value is outside of the allowed memory range", reg=regno, kind="oob"
+            )
+
+    def check_map_access_type(self, regno: int, off: int, size: int, write: bool) -> None:
+        m: MapInfo = self.regs[regno].map
+        if write and not m.can_write:
+            raise self.fail(
+                f"write into map forbidden, value_size={m.value_size} off={off} size={size}",
+                reg=regno,
+                kind="map_rdonly",
+            )
+        if not write and not m.can_read:
+            raise self.fail(
+                f"read from map forbidden, value_size={m.value_size} off={off} size={size}",
+                reg=regno,
+                kind="map_wronly",
+            )
+
+    def check_map_access(self, regno: int, off: int, size: int, zero_ok: bool) -> None:
+        r = self.regs[regno]
+        m: MapInfo = r.map
+        self.check_mem_region_access(regno, off, size, m.value_size, zero_ok)
+        if m.spin_lock_off is not None:
+            p = m.spin_lock_off
+            if r.smin + off < p + 4 and p < r.umax + off + size:
+                raise self.fail(
+                    "bpf_spin_lock cannot be accessed directly by load/store",
+                    reg=regno,
+                    kind="spin_lock",
+                )
+
+    def check_packet_access(self, regno: int, off: int, size: int, zero_ok: bool) -> None:
+        r = self.regs[regno]
+        if r.smin < 0:
+            raise self.fail(
+                f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.",
+                reg=regno,
+                kind="neg_index",
+            )
+        ok = r.range >= 0 and self._check_mem_access_raw(regno, off, size, r.range, zero_ok)
+        if not ok:
+            raise self.fail(f"R{regno} offset is outside of the packet", reg=regno, kind="pkt")
+
+    # ------------------------------------------------------------------- stack ------
+
+    def func_of(self, r: Reg) -> FuncState:
+        return self.cur.frames[r.frameno]
+
+    def check_stack_access_within_bounds(
+        self, regno: int, off: int, size: int, write: bool
+    ) -> None:
+        r = self.regs[regno]
+        st = self.func_of(r)
+        extra = " write to" if write else " read from"
+        if r.mask == 0:
+            min_off = s64(r.value) + off
+            max_off = min_off + size
+        else:
+            if r.smax >= MAX_VAR_OFF or r.smin <= -MAX_VAR_OFF:
+                raise self.fail(
+                    f"invalid unbounded variable-offset{extra} stack R{regno}",
+                    reg=regno,
+                    kind="stack",
+                )
+            min_off = r.smin + off
+            max_off = r.smax + off + size
+        err = min_off < -MAX_BPF_STACK or min_off > -1
+        if not err and max_off > 0:
+            err = True
+        if not err and size < 0:
+            err = True
+        if err:
+            if r.mask == 0:
+                raise self.fail(
+                    f"invalid{extra} stack R{regno} off={off} size={size}", reg=regno, kind="stack"
+                )
+            raise self.fail(
+                f"invalid variable-offset{extra} stack R{regno} var_off={tstr(r.var_off)} off={off} size={size}",
+                reg=regno,
+                kind="stack",
+            )
+        self.grow_stack(st, -min_off)
+
+    def grow_stack(self, st: FuncState, size: int) -> None:
+        st.grow_stack(size)
+        sp = self.cfg.subprogs[st.subprogno]  # type: ignore[union-attr]
+        if sp.stack_depth < size:
+            sp.stack_depth = size
+
+    def check_stack_write(self, regno: int, off: int, size: int, value_regno: int) -> None:
+        r = self.regs[regno]
+        st = self.func_of(r)
+        if r.mask == 0:
+            self.check_stack_write_fixed_off(st, off + s64(r.value), size, value_regno)
+        else:
+            self.check_stack_write_var_off(st, regno, off, size, value_regno)
+
+    def check_stack_write_fixed_off(
+        self, st: FuncState, off: int, size: int, value_regno: int
+    ) -> None:
+        cur = self.frame
+        slot = -off - 1
+        spi = slot // REG_SIZE
+        s = st.stack[spi]
+        reg = cur.regs[value_regno] if value_regno >= 0 else None
+        insn = self.insns[self.insn_idx]
+        is_st = self.infos[self.insn_idx].kind is Kind.ST  # type: ignore[union-attr]
+        self.mark_slot_scratched(spi)
+        if reg is not None and not off % REG_SIZE and reg.type == T.SCALAR:
+            fits = reg.width() <= 8 * size
+            if fits:
+                self.assign_scalar_id_before_mov(reg)
+            self.save_register_state(s, reg, size)
+            if not fits:
+                s.spilled.id = 0
+        elif reg is None and not off % REG_SIZE and is_st:
+            tmp = Reg()
+            tmp.type = T.SCALAR
+            tmp.mark_known(insn.imm)
+            tmp.origin = (self.insn_idx, f"the constant {insn.imm}")
+            self.save_register_state(s, tmp, size)
+        elif reg is not None and reg.type != T.SCALAR:
+            if size != REG_SIZE:
+                raise self.fail("invalid size of register spill", kind="spill")
+            if st is not cur and reg.type == T.PTR_TO_STACK:
+                raise self.fail(
+                    "cannot spill pointers to stack into stack frame of the caller", kind="spill"
+                )
+            self.save_register_state(s, reg, size)
+        else:
+            typ = STACK_MISC
+            s.spilled.mark_not_init()
+            if s.types[7] == STACK_SPILL:
+                for i in range(REG_SIZE):
+                    if s.types[i] != STACK_INVALID:
+                        s.types[i] = STACK_MISC
+            if (reg is not None and reg.is_null()) or (reg is None and is_st and insn.imm == 0):
+                typ = STACK_ZERO
+            for i in range(size):
+                s.types[(slot - i) % REG_SIZE] = typ
+
+    def save_register_state(self, s: StackSlot, reg: Reg, size: int) -> None:
+        s.spilled.assign(reg)
+        i = REG_SIZE
+        while i > REG_SIZE - size:
+            s.types[i - 1] = STACK_SPILL
+            i -= 1
+        while i:
+            t = s.types[i - 1]
+            if t != STACK_ZERO and t != STACK_INVALID:
+                s.types[i - 1] = STACK_MISC
+            i -= 1
+
+    def check_stack_write_var_off(
+        self, st: FuncState, regno: int, off: int, size: int, value_regno: int
+    ) -> None:
+        cur = self.frame
+        ptr = cur.regs[regno]
+        min_off = ptr.smin + off
+        max_off = ptr.smax + off + size
+        value = cur.regs[value_regno] if value_regno >= 0 else None
+        insn = self.insns[self.insn_idx]
+        is_st = self.infos[self.insn_idx].kind is Kind.ST  # type: ignore[union-attr]
+        writing_zero = (value is not None and value.is_null()) or (
+            value is None and is_st and insn.imm == 0
+        )
+        for i in range(min_off, max_off):
+            slot = -i - 1
+            spi = slot // REG_SIZE
+            s = st.stack[spi]
+            k = slot % REG_SIZE
+            self.mark_slot_scratched(spi)
+            if writing_zero and s.types[k] == STACK_SPILL and s.is_spilled_scalar():
+                if s.spilled.mask == 0 and s.spilled.value == 0:
+                    continue
+            s.spilled.mark_not_init()
+            new = STACK_MISC
+            if writing_zero and s.types[k] == STACK_ZERO:
+                new = STACK_ZERO
+            s.types[k] = new
+
+    def check_stack_read(self, regno: int, off: int, size: int, dst: int) -> None:
+        r = self.regs[regno]
+        st = self.func_of(r)
+        var = r.mask != 0
+        if dst < 0 and var:
+            raise self.fail(
+                "variable offset stack pointer cannot be passed into helper function; "
+                f"var_off={tstr(r.var_off)} off={off} size={size}",
+                reg=regno,
+                kind="stack",
+            )
+        if not var:
+            self.check_stack_read_fixed_off(st, off + s64(r.value), size, dst)
+        else:
+            self.check_stack_range_initialized(regno, off, size, False, False, None)
+            min_off = r.smin + off
+            max_off = r.smax + off
+            self.mark_reg_stack_read(st, min_off, max_off + size, dst)
+
+    def check_stack_read_fixed_off(self, st: FuncState, off: int, size: int, dst: int) -> None:
+        cur = self.frame
+        slot = -off - 1
+        spi = slot // REG_SIZE
+        s = st.stack[spi]
+        types = s.types
+        reg = s.spilled
+        self.mark_slot_scratched(spi)
+        if types[7] == STACK_SPILL:
+            spill_size = 1
+            i = REG_SIZE - 1
+            while i > 0 and types[i - 1] == STACK_SPILL:
+                spill_size += 1
+                i -= 1
+            if size != REG_SIZE or spill_size != REG_SIZE:
+                if reg.type != T.SCALAR:
+                    raise self.fail("invalid size of register fill", kind="fill")
+                if dst < 0:
+                    return
+                if size <= spill_size and not off % REG_SIZE:
+                    if size == 4 and spill_size == 4 and reg.width() <= 32:
+                        self.assign_scalar_id_before_mov(reg)
+                    cur.regs[dst].assign(reg)
+                    if reg.width() > size * 8:
+                        cur.regs[dst].id = 0
+                else:
+                    spill_cnt = zero_cnt = 0
+                    for i in range(size):
+                        t = types[(slot - i) % REG_SIZE]
+                        if t == STACK_SPILL:
+                            spill_cnt += 1
+                        elif t == STACK_ZERO:
+                            zero_cnt += 1
+                        elif t not in (STACK_MISC, STACK_INVALID):
+                            raise self.fail(
+                                f"invalid read from stack off {off}+{i} size {size}",
+                                kind="stack_read",
+                            )
+                    d = cur.regs[dst]
+                    if spill_cnt == size and reg.mask == 0 and reg.value == 0:
+                        d.mark_const_zero()
+                    elif zero_cnt == size:
+                        d.mark_const_zero()
+                    else:
+                        d.mark_unknown()
+                    d.origin = (self.insn_idx, f"the stack at fp{off}")
+            elif dst >= 0:
+                self.assign_scalar_id_before_mov(reg)
+                cur.regs[dst].assign(reg)
+            return
+        for i in range(size):
+            t = types[(slot - i) % REG_SIZE]
+            if t not in (STACK_MISC, STACK_ZERO, STACK_INVALID):
+                raise self.fail(
+                    f"invalid read from stack off {off}+{i} size {size}", kind="stack_read"
+                )
+        if dst >= 0:
+            self.mark_reg_stack_read(st, off, off + size, dst)
+
+    def mark_reg_stack_read(self, st: FuncState, min_off: int, max_off: int, dst: int) -> None:
+        zeros = 0
+        for i in range(min_off, max_off):
+            slot = -i - 1
+            spi = slot // REG_SIZE
+            self.mark_slot_scratched(spi)
+            if st.stack[spi].types[slot % REG_SIZE] != STACK_ZERO:
+                break
+            zeros += 1
+        d = self.frame.regs[dst]
+        if zeros == max_off - min_off:
+            d.mark_const_zero()
+        else:
+            d.mark_unknown()
+        d.origin = (self.insn_idx, f"the stack at fp{min_off}")
+
+    def check_stack_range_initialized(
+        self, regno: int, off: int, size: int, zero_ok: bool, write: bool, meta: _Meta | None
+    ) -> None:
+        r = self.regs[regno]
+        st = self.func_of(r)
+        if size == 0 and not zero_ok:
+            raise self.fail("invalid zero-sized read", reg=regno, kind="zero_size")
+        self.check_stack_access_within_bounds(regno, off, size, write)
+        if r.mask == 0:
+            min_off = max_off = s64(r.value) + off
+        else:
+            if meta is not None and meta.raw_mode:
+                meta = None
+            min_off = r.smin + off
+            max_off = r.smax + off
+        if meta is not None and meta.raw_mode:
+            meta.access_size = size
+            meta.regno = regno
+            return
+        for i in range(min_off, max_off + size):
+            slot = -i - 1
+            spi = slot // REG_SIZE
+            s = st.stack[spi]
+            k = slot % REG_SIZE
+            t = s.types[k]
+            if t == STACK_MISC:
+                continue
+            if t in (STACK_ZERO, STACK_INVALID):
+                if write:
+                    s.types[k] = STACK_MISC
+                continue
+            if s.types[7] == STACK_SPILL:
+                if write:
+                    s.spilled.mark_unknown()
+                    for j in range(REG_SIZE):
+                        if s.types[j] != STACK_INVALID:
+                            s.types[j] = STACK_MISC
+                continue
+            if r.mask == 0:
+                raise self.fail(
+                    f"invalid read from stack R{regno} off {min_off}+{i - min_off} size {size}",
+                    reg=regno,
+                    kind="stack_read",
+                )
+            raise self.fail(
+                f"invalid read from stack R{regno} var_off {tstr(r.var_off)}+{i - min_off} size {size}",
+                reg=regno,
+                kind="stack_read",
+            )
+
+    # ------------------------------------------------------------------ atomics ------
+
+    def check_atomic(self, insn: Instruction, info: OpInfo) -> None:
+        imm = insn.imm
+        if imm == BPF_LOAD_ACQ:
+            self._atomic_load(insn, info)
+            return
+        if imm == BPF_STORE_REL:
+            self._atomic_store(insn, info)
+            return
+        op = ATOMIC_OPS[imm]
+        if info.size not in (4, 8):
+            raise self.fail("invalid atomic operand size", kind="insn")
+        self.check_reg_arg(insn.src, src=True)
+        self.check_reg_arg(insn.dst, src=True)
+        if imm == BPF_CMPXCHG:
+            self.check_reg_arg(0, src=True)
+        d = self.regs[insn.dst]
+        if (
+            d.type == T.PTR_TO_CTX
+            or d.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META)
+            or d.type == T.PTR_TO_FLOW_KEYS
+            or d.type
+            in (T.PTR_TO_SOCKET, T.PTR_TO_SOCK_COMMON, T.PTR_TO_TCP_SOCK, T.PTR_TO_XDP_SOCK)
+        ):
+            raise self.fail(
+                f"BPF_ATOMIC stores into R{insn.dst} {type_str(d.type)} is not allowed",
+                reg=insn.dst,
+                kind="atomic",
+            )
+        load_reg = -1
+        if op.fetch:
+            load_reg = 0 if imm == BPF_CMPXCHG else insn.src
+            self.check_reg_arg(load_reg)
+        self.check_mem_access(
+            insn.dst, insn.off, info.size, write=False, value_regno=-1, strict=True
+        )
+        if load_reg >= 0:
+            self.check_mem_access(
+                insn.dst, insn.off, info.size, write=False, value_regno=load_reg, strict=True
+            )
+            self.set_origin(load_reg, "the old value of an atomic operation")
+        self.check_mem_access(
+            insn.dst, insn.off, info.size, write=True, value_regno=-1, strict=True
+        )
+        _ = imm & BPF_FETCH
+
+    def _atomic_load(self, insn: Instruction, info: OpInfo) -> None:
+        self.check_reg_arg(insn.src, src=True)
+        self.check_reg_arg(insn.dst, mark=False)
+        s = self.regs[insn.src]
+        if s.type in (T.PTR_TO_CTX, T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_FLOW_KEYS):
+            raise self.fail(
+                f"BPF_ATOMIC loads from R{insn.src} {type_str(s.type)} is not allowed",
+                reg=insn.src,
+                kind="atomic",
+            )
+        self.check_mem_access(
+            insn.src, insn.off, info.size, write=False, value_regno=insn.dst, strict=True
+        )
+
+    def _atomic_store(self, insn: Instruction, info: OpInfo) -> None:
+        self.check_reg_arg(insn.src, src=True)
+        self.check_reg_arg(insn.dst, src=True)
+        d = self.regs[insn.dst]
+        if d.type in (T.PTR_TO_CTX, T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_FLOW_KEYS):
+            raise self.fail(
+                f"BPF_ATOMIC stores into R{insn.dst} {type_str(d.type)} is not allowed",
+                reg=insn.dst,
+                kind="atomic",
+            )
+        self.check_mem_access(
+            insn.dst, insn.off, info.size, write=True, value_regno=insn.src, strict=True
+        )
+
+    # ------------------------------------------------------------------ ld_imm64 ------
+
+    def check_ld_imm(self, insn: Instruction, idx: int) -> None:
+        self.check_reg_arg(insn.dst)
+        d = self.regs[insn.dst]
+        if insn.src == 0:
+            imm = ((self.insns[idx + 1].imm & U32) << 32) | (insn.imm & U32)
+            d.type = T.SCALAR
+            d.mark_known(imm)
+            d.origin = (idx, f"the constant {snum(imm)}")
+            return
+        d.mark_known_zero()
+        if insn.src == BPF_PSEUDO_FUNC:
+            if not self.has_func_info:
+                raise self.fail("missing btf func_info", kind="btf")
+            d.type = T.PTR_TO_FUNC
+            d.subprogno = self.cfg.subprog_of(idx + insn.imm + 1)  # type: ignore[union-attr]
+            d.origin = (idx, "a callback address")
+            return
+        if insn.src in (
+            BPF_PSEUDO_MAP_FD,
+            BPF_PSEUDO_MAP_IDX,
+            BPF_PSEUDO_MAP_VALUE,
+            BPF_PSEUDO_MAP_IDX_VALUE,
+        ):
+            m, off = self.maps_by_slot[idx]
+            d.map = m
+            if insn.src in (BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_MAP_IDX_VALUE):
+                d.type = T.PTR_TO_MAP_VALUE
+                d.off = off or 0
+                d.origin = (idx, f"the address of map '{m.name}' value (global data)")
+            else:
+                d.type = T.CONST_PTR_TO_MAP
+                d.origin = (idx, f"the map '{m.name}'")
+            return
+        raise self.fail(
+            "BTF variable addresses (ld_imm64 btf_id) are not modelled by netbpf",
+            kind="unsupported",
+        )
+
+    def check_ld_abs(self, insn: Instruction, info: OpInfo) -> None:
+        if self.prog_type not in _LD_ABS_TYPES:
+            raise self.fail(
+                "BPF_LD_[ABS|IND] instructions not allowed for this program type", kind="ld_abs"
+            )
+        self.check_reg_arg(6, src=True)
+        self.check_resource_leak(False, True, "BPF_LD_[ABS|IND]")
+        if self.regs[6].type != T.PTR_TO_CTX:
+            raise self.fail(
+                "at the time of BPF_LD_ABS|IND R6 != pointer to skb", reg=6, kind="ld_abs"
+            )
+        if info.kind is Kind.LD_IND:
+            self.check_reg_arg(insn.src, src=True)
+        self.check_ptr_off_reg(self.regs[6], 6)
+        for i in range(6):
+            self.regs[i].mark_not_init()
+            self.mark_reg_scratched(i)
+        self.regs[0].mark_unknown()
+        self.set_origin(0, "a legacy packet load (LD_ABS/LD_IND)")
+
+    # ----------------------------------------------------------------- branches ------
+
+    def check_may_goto(self, insn: Instruction) -> None:
+        idx = self.insn_idx
+        q = self.push_stack(idx + 1, idx)
+        q.may_goto_depth += 1
+        self.insn_idx += insn.off + 1
+
+    def check_cond_jmp_op(self, insn: Instruction, info: OpInfo) -> None:
+        this = self.cur
+        regs = this.frames[-1].regs
+        op = info.op
+        self.check_reg_arg(insn.dst, src=True)
+        dst = regs[insn.dst]
+        if info.use_src_reg:
+            self.check_reg_arg(insn.src, src=True)
+            src = regs[insn.src]
+        else:
+            src = Reg()
+            src.type = T.SCALAR
+            src.mark_known(insn.imm)
+        jmp32 = info.cls == BPF_JMP32
+        pred = is_branch_taken(dst, src, op, jmp32)
+        idx = self.insn_idx
+        aux = self.aux[idx]
+        if pred >= 0:
+            aux.branch = pred if aux.branch in (-1, pred) else 2
+        else:
+            aux.branch = 2
+        if pred == 1:
+            self.print_insn_state(this)
+            self.insn_idx += insn.off + 1
+            return
+        if pred == 0:
+            self.print_insn_state(this)
+            self.insn_idx += 1
+            return
+        linked: list[tuple[int, bool, int]] = []
+        if info.use_src_reg and src.type == T.SCALAR and src.id:
+            self._collect_linked(this, src.id, linked)
+        if dst.type == T.SCALAR and dst.id:
+            self._collect_linked(this, dst.id, linked)
+        other = self.push_stack(idx + insn.off + 1, idx)
+        oregs = other.frames[-1].regs
+        if info.use_src_reg:
+            self.reg_set_min_max(oregs[insn.dst], oregs[insn.src], dst, src, op, jmp32)
+        else:
+            fake0 = src
+            fake1 = src.copy()
+            self.reg_set_min_max(oregs[insn.dst], fake0, dst, fake1, op, jmp32)
+        if info.use_src_reg and src.type == T.SCALAR and src.id:
+            self.sync_linked_regs(this, src, linked)
+            self.sync_linked_regs(other, oregs[insn.src], linked)
+        if dst.type == T.SCALAR and dst.id:
+            self.sync_linked_regs(this, dst, linked)
+            self.sync_linked_regs(other, oregs[insn.dst], linked)
+        if (
+            not jmp32
+            and info.use_src_reg
+            and src.type != T.SCALAR
+            and dst.type != T.SCALAR
+            and bool(src.type & T.MAYBE_NULL) != bool(dst.type & T.MAYBE_NULL)
+            and src.type & T.BASE_MASK != T.PTR_TO_BTF_ID
+            and dst.type & T.BASE_MASK != T.PTR_TO_BTF_ID
+        ):
+            eq = oregs if op == JEQ else regs if op == JNE else None
+            if eq is not None:
+                if src.type & T.MAYBE_NULL:
+                    _mark_ptr_not_null(eq[insn.src])
+                else:
+                    _mark_ptr_not_null(eq[insn.dst])
+        if (
+            not jmp32
+            and not info.use_src_reg
+            and insn.imm == 0
+            and op in (JEQ, JNE)
+            and dst.type & T.MAYBE_NULL
+        ):
+            self.mark_ptr_or_null_regs(this, insn.dst, op == JNE)
+            self.mark_ptr_or_null_regs(other, insn.dst, op == JEQ)
+        elif info.use_src_reg and not jmp32:
+            self.try_match_pkt_pointers(op, insn, dst, regs[insn.src], this, other)
+        self.print_insn_state(this)
+        self.insn_idx += 1
+
+    def reg_set_min_max(self, t1: Reg, t2: Reg, f1: Reg, f2: Reg, op: int, jmp32: bool) -> None:
+        if f1.type != T.SCALAR or f2.type != T.SCALAR:
+            return
+        refine_cond_op(f1, f2, REV[op], jmp32)
+        f1.sync()
+        f2.sync()
+        refine_cond_op(t1, t2, op, jmp32)
+        t1.sync()
+        t2.sync()
+        for r, name in (
+            (t1, "true_reg1"),
+            (t2, "true_reg2"),
+            (f1, "false_reg1"),
+            (f2, "false_reg2"),
+        ):
+            self.reg_bounds_sanity(r, name)
+
+    def _collect_linked(self, st: VState, rid: int, out: list[tuple[int, bool, int]]) -> None:
+        """collect_linked_regs: live registers and spilled scalars of every frame that
+        share ``rid`` (at most MAX_LINKED_REGS; the rest lose their id)."""
+        base = rid & ~_ID_FLAGS
+        cfg = self.cfg
+        assert cfg is not None
+        nf = len(st.frames)
+        for fi in range(nf - 1, -1, -1):
+            f = st.frames[fi]
+            at = st.insn_idx if fi == nf - 1 else st.frames[fi + 1].callsite
+            live = cfg.live_before[at]
+            for j in range(10):
+                if not live >> j & 1:
+                    continue
+                self._push_linked(f.regs[j], base, (fi, True, j), out)
+            for spi, slot in enumerate(f.stack):
+                if slot.types[7] == STACK_SPILL:
+                    self._push_linked(slot.spilled, base, (fi, False, spi), out)
+
+    @staticmethod
+    def _push_linked(
+        r: Reg, base: int, where: tuple[int, bool, int], out: list[tuple[int, bool, int]]
+    ) -> None:
+        if r.type != T.SCALAR or (r.id & ~_ID_FLAGS) != base:
+            return
+        if len(out) < MAX_LINKED_REGS:
+            out.append(where)
+        else:
+            r.id = 0
+
+    def sync_linked_regs(self, st: VState, known: Reg, linked: list[tuple[int, bool, int]]) -> None:
+        base = known.id & ~_ID_FLAGS
+        for fi, is_reg, k in linked:
+            f = st.frames[fi]
+            r = f.regs[k] if is_reg else f.stack[k].spilled
+            if r.type != T.SCALAR or r is known:
+                continue
+            if (r.id & ~_ID_FLAGS) != base:
+                continue
+            if (
+                not (r.id & BPF_ADD_AS_FAKE_ID) and not (known.id & BPF_ADD_AS_FAKE_ID)
+            ) or r.off == known.off:
+                origin = r.origin
+                r.assign(known)
+                r.origin = origin
+            else:
+                saved_off = r.off
+                saved_id = r.id
+                origin = r.origin
+                fake = Reg()
+                fake.type = T.SCALAR
+                fake.mark_known(s32(saved_off) - s32(known.off))
+                r.assign(known)
+                r.off = saved_off
+                r.id = saved_id if saved_id else r.id
+                r.origin = origin
+                scalar32_add(r, fake)
+                scalar64_add(r, fake)
+                r.var_off = tadd(r.var_off, fake.var_off)
+                if (r.id | known.id) & BPF_ADD_AS_FAKE_ID32:
+                    r.zext_32_to_64()
+                r.sync()
+
+    def mark_ptr_or_null_regs(self, st: VState, regno: int, is_null: bool) -> None:
+        r = st.frames[-1].regs[regno]
+        ref = r.ref_obj_id
+        rid = r.id
+        if ref and ref == rid and is_null:
+            st.refs = [x for x in st.refs if x.id != rid]
+        for reg in st.all_regs():
+            if reg.type & T.MAYBE_NULL and reg.id == rid:
+                if is_null:
+                    origin = reg.origin
+                    reg.type = T.SCALAR
+                    reg.mark_known(0)
+                    reg.id = 0
+                    reg.ref_obj_id = 0
+                    reg.map = None
+                    reg.origin = origin
+                    continue
+                _mark_ptr_not_null(reg)
+                reg.id = 0 if not _may_point_to_spin_lock(reg) else reg.id
+
+    def try_match_pkt_pointers(
+        self, op: int, insn: Instruction, d: Reg, s: Reg, this: VState, other: VState
+    ) -> bool:
+        P, E, M = T.PTR_TO_PACKET, T.PTR_TO_PACKET_END, T.PTR_TO_PACKET_META
+        fwd = (d.type == P and s.type == E) or (d.type == M and _init_pkt(s, P))
+        back = (d.type == E and s.type == P) or (_init_pkt(d, P) and s.type == M)
+        if op == JGT:
+            if fwd:
+                self.find_good_pkt_pointers(this, d, d.type, False)
+                self.mark_pkt_end(other, insn.dst, True)
+            elif back:
+                self.find_good_pkt_pointers(other, s, s.type, True)
+                self.mark_pkt_end(this, insn.src, False)
+            else:
+                return False
+        elif op == JLT:
+            if fwd:
+                self.find_good_pkt_pointers(other, d, d.type, True)
+                self.mark_pkt_end(this, insn.dst, False)
+            elif back:
+                self.find_good_pkt_pointers(this, s, s.type, False)
+                self.mark_pkt_end(other, insn.src, True)
+            else:
+                return False
+        elif op == JGE:
+            if fwd:
+                self.find_good_pkt_pointers(this, d, d.type, True)
+                self.mark_pkt_end(other, insn.dst, False)
+            elif back:
+                self.find_good_pkt_pointers(other, s, s.type, False)
+                self.mark_pkt_end(this, insn.src, True)
+            else:
+                return False
+        elif op == JLE:
+            if fwd:
+                self.find_good_pkt_pointers(other, d, d.type, False)
+                self.mark_pkt_end(this, insn.dst, True)
+            elif back:
+                self.find_good_pkt_pointers(this, s, s.type, True)
+                self.mark_pkt_end(other, insn.src, False)
+            else:
+                return False
+        else:
+            return False
+        return True
+
+    def find_good_pkt_pointers(self, st: VState, d: Reg, typ: int, right_open: bool) -> None:
+        if d.off < 0 or (d.off == 0 and right_open):
+            return
+        if d.umax > MAX_PACKET_OFF or d.umax + d.off > MAX_PACKET_OFF:
+            return
+        new_range = d.off + (1 if right_open else 0)
+        did = d.id
+        for r in st.all_regs():
+            if r.type == typ and r.id == did:
+                r.range = max(r.range, new_range)
+
+    def mark_pkt_end(self, st: VState, regno: int, range_open: bool) -> None:
+        r = st.frames[-1].regs[regno]
+        if r.type != T.PTR_TO_PACKET:
+            return
+        r.range = BEYOND_PKT_END if range_open else AT_PKT_END
+
+    # ------------------------------------------------------------------- calls ------
+
+    def check_func_call(self, insn: Instruction, idx: int) -> str:
+        st = self.cur
+        target = idx + insn.imm + 1
+        self.aux[idx].call_target = target
+        if len(st.frames) >= MAX_CALL_FRAMES:
+            raise self.fail(
+                f"the call stack of {len(st.frames) + 1} frames is too deep", kind="frames"
+            )
+        sub = self.cfg.subprog_of(target)  # type: ignore[union-attr]
+        caller = st.frames[-1]
+        callee = FuncState(len(st.frames), idx, sub)
+        for i in range(1, 6):
+            callee.regs[i].assign(caller.regs[i])
+        callee.regs[10].type = T.PTR_TO_STACK
+        callee.regs[10].mark_known(0)
+        callee.regs[10].frameno = callee.frameno
+        st.frames.append(callee)
+        for i in range(6):
+            caller.regs[i].mark_not_init()
+        self.insn_idx = target
+        if self.log_level:
+            self.verbose("caller:\n")
+            self.print_state(st, True, frameno=len(st.frames) - 2)
+            self.verbose("callee:\n")
+            self.print_state(st, True)
+        return "frame"
+
+    def setup_callback(self, meta: _Meta, idx: int, func_id: int) -> None:
+        """push_callback_call: explore the callback body as a new frame from here;
+        this path continues as if the callback was not called (yet)."""
+        st = self.cur
+        caller = st.frames[-1]
+        sub = meta.subprogno
+        assert self.cfg is not None
+        start = self.cfg.subprogs[sub].start
+        self.cfg.subprogs[sub].is_cb = True
+        if len(st.frames) >= MAX_CALL_FRAMES:
+            raise self.fail(
+                f"the call stack of {len(st.frames) + 1} frames is too deep", kind="frames"
+            )
+        cb = self.push_stack(start, idx)
+        ccaller = cb.frames[-1]
+        callee = FuncState(len(cb.frames), idx, sub)
+        callee.regs[10].type = T.PTR_TO_STACK
+        callee.regs[10].mark_known(0)
+        callee.regs[10].frameno = callee.frameno
+        if func_id == 181:  # bpf_loop: callback(index, ctx)
+            callee.regs[1].mark_unknown()
+            callee.regs[1].origin = (idx, "the bpf_loop index")
+            callee.regs[2].assign(ccaller.regs[3])
+        else:  # bpf_for_each_map_elem: callback(map, key, value, ctx)
+            m = ccaller.regs[1].map
+            if m.type not in (
+                MapType.ARRAY,
+                MapType.PERCPU_ARRAY,
+                MapType.HASH,
+                MapType.PERCPU_HASH,
+                MapType.LRU_HASH,
+                MapType.LRU_PERCPU_HASH,
+            ):
+                raise self.fail("callback function not allowed for map", kind="callback")
+            callee.regs[1].assign(ccaller.regs[1])
+            callee.regs[2].mark_known_zero()
+            callee.regs[2].type = T.PTR_TO_MAP_KEY
+            callee.regs[2].map = m
+            callee.regs[3].mark_known_zero()
+            callee.regs[3].type = T.PTR_TO_MAP_VALUE
+            callee.regs[3].map = m
+            callee.regs[3].origin = (idx, f"the map '{m.name}' element given to the callback")
+            callee.regs[4].assign(ccaller.regs[3])
+        callee.in_callback_fn = True
+        callee.callback_ret_range = (0, 1)
+        cb.frames.append(callee)
+        cb.callback_unroll_depth += 1
+        ccaller.callback_depth += 1
+        caller.callback_depth = 0
+
+    def prepare_func_exit(self) -> str:
+        st = self.cur
+        callee = st.frames[-1]
+        r0 = callee.regs[0]
+        if r0.type == T.PTR_TO_STACK:
+            raise self.fail("cannot return stack pointer to the caller", reg=0, kind="ret_stack")
+        caller = st.frames[-2]
+        if callee.in_callback_fn:
+            if r0.type != T.SCALAR:
+                raise self.fail("R0 not a scalar value", reg=0, kind="cb_ret")
+            lo, hi = callee.callback_ret_range
+            if not (lo <= r0.smin and r0.smax <= hi):
+                raise self.fail(
+                    self._invalid_scalar_msg(r0, (lo, hi), "At callback return", "R0"),
+                    reg=0,
+                    kind="retval",
+                )
+            self.insn_idx = callee.callsite
+        else:
+            caller.regs[0].assign(r0)
+            self.insn_idx = callee.callsite + 1
+        if self.log_level:
+            self.verbose("returning from callee:\n")
+            self.print_state(st, True)
+            self.verbose(f"to caller at {self.insn_idx}:\n")
+            self.print_state(st, True, frameno=len(st.frames) - 2)
+        st.frames.pop()
+        return "frame"
+
+    def process_exit(self) -> str:
+        st = self.cur
+        self.check_resource_leak(False, len(st.frames) == 1, "BPF_EXIT instruction in main prog")
+        if len(st.frames) > 1:
+            return self.prepare_func_exit()
+        self.check_return_code()
+        return "exit"
+
+    def check_resource_leak(self, exception_exit: bool, check_lock: bool, prefix: str) -> None:
+        st = self.cur
+        if check_lock and any(r.kind == "lock" for r in st.refs):
+            raise self.fail(f"{prefix} cannot be used inside bpf_spin_lock-ed region", kind="lock")
+        if not exception_exit and len(st.frames) > 1:
+            return
+        leaked = [r for r in st.refs if r.kind == "ptr"]
+        if leaked:
+            for r in leaked:
+                self.note(f"Unreleased reference id={r.id} alloc_insn={r.insn_idx}")
+            raise self.fail(f"{prefix} would lead to reference leak", kind="ref_leak")
+
+    def _invalid_scalar_msg(self, r: Reg, rng: tuple[int, int], ctx: str, name: str) -> str:
+        parts = [f"{ctx} the register {name} has"]
+        unknown = True
+        if r.smin > S64_MIN:
+            parts.append(f" smin={r.smin}")
+            unknown = False
+        if r.smax < S64_MAX:
+            parts.append(f" smax={r.smax}")
+            unknown = False
+        if unknown:
+            parts.append(" unknown scalar value")
+        parts.append(f" should have been in [{rng[0]}, {rng[1]}]")
+        return "".join(parts)
+
+    def return_range(self) -> tuple[int, int] | None:
+        pt, at = self.prog_type, self.attach_type
+        A = AttachType
+        if pt == ProgramType.CGROUP_SOCK_ADDR:
+            if at in (
+                A.CGROUP_UDP4_RECVMSG,
+                A.CGROUP_UDP6_RECVMSG,
+                A.CGROUP_UNIX_RECVMSG,
+                A.CGROUP_INET4_GETPEERNAME,
+                A.CGROUP_INET6_GETPEERNAME,
+                A.CGROUP_UNIX_GETPEERNAME,
+                A.CGROUP_INET4_GETSOCKNAME,
+                A.CGROUP_INET6_GETSOCKNAME,
+                A.CGROUP_UNIX_GETSOCKNAME,
+            ):
+                return (1, 1)
+            if at in (A.CGROUP_INET4_BIND, A.CGROUP_INET6_BIND):
+                return (0, 3)
+            return (0, 1)
+        if pt == ProgramType.CGROUP_SKB:
+            return (0, 3) if at == A.CGROUP_INET_EGRESS else (0, 1)
+        if pt in (
+            ProgramType.CGROUP_SOCK,
+            ProgramType.SOCK_OPS,
+            ProgramType.CGROUP_DEVICE,
+            ProgramType.CGROUP_SYSCTL,
+            ProgramType.CGROUP_SOCKOPT,
+        ):
+            return (0, 1)
+        if pt == ProgramType.SK_LOOKUP:
+            return (0, 1)
+        if pt == ProgramType.NETFILTER:
+            return (0, 1)
+        return None
+
+    def check_return_code(self) -> None:
+        self.check_reg_arg(0, src=True)
+        r0 = self.regs[0]
+        rng = self.return_range()
+        if rng is None:
+            return
+        if r0.type != T.SCALAR:
+            raise self.fail(
+                f"At program exit the register R0 is not a known value ({type_str(r0.type)})",
+                reg=0,
+                kind="retval",
+            )
+        if not (rng[0] <= r0.smin and r0.smax <= rng[1]):
+            raise self.fail(
+                self._invalid_scalar_msg(r0, rng, "At program exit", "R0"), reg=0, kind="retval"
+            )
+
+    # ---------------------------------------------------------------- helpers ------
+
+    def check_helper_call(self, insn: Instruction, idx: int) -> str | None:
+        func_id = insn.imm
+        self.aux[idx].call_target = func_id
+        name = helper_name(func_id)
+        proto = PROTOS.get(func_id)
+        if func_id < 0 or func_id > 211:
+            raise self.fail(f"invalid func unknown#{func_id}", kind="helper")
+        if proto is None or not helper_allowed(func_id, self.ptype_name, self.attach_name):
+            raise self.fail(
+                f"program of this type cannot use helper {name}#{func_id}", kind="helper_type"
+            )
+        if proto.unsupported:
+            raise self.fail(
+                f"netbpf does not model helper {name}#{func_id} ({proto.unsupported})",
+                kind="unsupported",
+            )
+        if not self.gpl and proto.gpl_only:
+            raise self.fail(
+                "cannot call GPL-restricted function from non-GPL compatible program", kind="gpl"
+            )
+        meta = _Meta(func_id=func_id, pkt_access=proto.pkt_access)
+        args = args_for(proto, self.ptype_name)
+        for i, arg in enumerate(args):
+            self.check_func_arg(i, arg, args, meta, proto)
+        regs = self.regs
+        if meta.access_size:
+            for i in range(meta.access_size):
+                self.check_mem_access(meta.regno, i, 1, write=True, value_regno=-1)
+        if meta.release_regno:
+            if meta.ref_obj_id:
+                if not self.release_reference(meta.ref_obj_id):
+                    raise self.fail(
+                        f"func {name}#{func_id} reference has not been acquired before", kind="ref"
+                    )
+            elif not regs[meta.release_regno].is_null():
+                raise self.fail(
+                    f"func {name}#{func_id} reference has not been acquired before", kind="ref"
+                )
+        if func_id == 12:  # tail_call
+            self.check_resource_leak(False, True, "tail_call")
+        elif func_id == 81:  # get_local_storage
+            if not regs[2].is_null():
+                raise self.fail(
+                    "get_local_storage() doesn't support non-zero flags", kind="helper_arg"
+                )
+        elif func_id == 164:
+            self.setup_callback(meta, idx, func_id)
+        elif func_id == 181:
+            r1 = regs[1]
+            if self.frame.callback_depth < r1.umax:
+                self.setup_callback(meta, idx, func_id)
+            else:
+                self.frame.callback_depth = 0
+                if self.log_level >= 2:
+                    self.verbose(
+                        f"frame{len(self.cur.frames) - 1} bpf_loop iteration limit reached\n"
+                    )
+        elif func_id == 165:  # snprintf: the format must be a constant string
+            pass
+        regs = self.regs
+        for i in range(6):
+            regs[i].mark_not_init()
+            self.mark_reg_scratched(i)
+        r0 = regs[0]
+        ret = proto.ret
+        nullable = ret.endswith("?")
+        base = ret.rstrip("?")
+        if base == "int":
+            r0.mark_unknown()
+        elif base == "void":
+            r0.type = T.NOT_INIT
+        elif base == "map_value":
+            r0.mark_known_zero()
+            m = meta.map
+            assert m is not None
+            if (
+                func_id == 1
+                and m.type in (MapType.ARRAY, MapType.PERCPU_ARRAY)
+                and 0 <= meta.const_map_key < m.max_entries
+            ):
+                nullable = False
+            r0.map = m
+            r0.type = T.PTR_TO_MAP_VALUE | (T.MAYBE_NULL if nullable else 0)
+            if not nullable and m.spin_lock_off is not None:
+                r0.id = self.new_id()
+        elif base in RET_TYPES:
+            r0.mark_known_zero()
+            r0.type = RET_TYPES[base] | (T.MAYBE_NULL if nullable else 0)
+            if base == "ringbuf_mem":
+                r0.mem_size = meta.mem_size
+        elif base.startswith("btf:"):
+            r0.mark_known_zero()
+            r0.type = T.PTR_TO_BTF_ID | (T.MAYBE_NULL if nullable else 0)
+            r0.btf_name = base[4:]
+        else:  # pragma: no cover - table error
+            raise self.fail(f"unknown return type of func {name}#{func_id}", kind="internal")
+        if r0.type & T.MAYBE_NULL:
+            r0.id = self.new_id()
+        if proto.ptr_cast:
+            r0.ref_obj_id = meta.ref_obj_id
+        elif proto.acquire or (
+            func_id == 1
+            and meta.map is not None
+            and meta.map.type in (MapType.SOCKMAP, MapType.SOCKHASH)
+        ):
+            rid = self.new_id()
+            self.cur.refs.append(RefState(rid, idx, "ptr", name))
+            r0.id = rid
+            r0.ref_obj_id = rid
+        r0.origin = (idx, f"{name}" + (" (may be NULL)" if r0.type & T.MAYBE_NULL else ""))
+        self.check_map_func_compatibility(meta.map, func_id, name)
+        if proto.changes_pkt_data:
+            self.clear_all_pkt_pointers()
+        return None
+
+    def check_func_arg(
+        self, i: int, arg: Arg, args: tuple[Arg, ...], meta: _Meta, proto: Proto
+    ) -> None:
+        regno = i + 1
+        self.check_reg_arg(regno, src=True)
+        reg = self.regs[regno]
+        kind = arg.kind
+        if kind == "any":
+            return
+        if reg.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_PACKET_END):
+            if not (meta.pkt_access and self.prog_type in _PKT_READ):
+                raise self.fail(
+                    "helper access to the packet is not allowed", reg=regno, kind="helper_pkt"
+                )
+        if (
+            kind == "value"
+            and meta.map is not None
+            and meta.map.type in (MapType.SOCKMAP, MapType.SOCKHASH)
+        ):
+            if arg.uninit or arg.maybe_null:
+                raise self.fail("invalid arg_type for sockmap/sockhash", kind="helper_arg")
+            arg = Arg("btf_sock")
+            kind = "btf_sock"
+        if reg.is_null() and arg.maybe_null:
+            pass
+        else:
+            self.check_reg_type(regno, arg, meta)
+            self.check_func_arg_reg_off(reg, regno, arg)
+        if arg.release:
+            if not reg.ref_obj_id and not reg.is_null():
+                raise self.fail(
+                    f"R{regno} must be referenced when passed to release function",
+                    reg=regno,
+                    kind="ref",
+                )
+            meta.release_regno = regno
+        if reg.ref_obj_id:
+            if meta.ref_obj_id:
+                raise self.fail(
+                    f"more than one arg with ref_obj_id R{regno} {reg.ref_obj_id} {meta.ref_obj_id}",
+                    reg=regno,
+                    kind="ref",
+                )
+            meta.ref_obj_id = reg.ref_obj_id
+        if kind == "map":
+            meta.map = reg.map
+        elif kind == "key":
+            assert meta.map is not None
+            self.check_helper_mem_access(regno, meta.map.key_size, False, False, None)
+            if meta.map.type in (MapType.ARRAY, MapType.PERCPU_ARRAY):
+                meta.const_map_key = self.get_constant_map_key(reg, meta.map.key_size)
+        elif kind == "value":
+            if arg.maybe_null and reg.is_null():
+                return
+            assert meta.map is not None
+            meta.raw_mode = arg.uninit
+            self.check_helper_mem_access(regno, meta.map.value_size, arg.write, False, meta)
+        elif kind == "func":
+            meta.subprogno = reg.subprogno
+        elif kind == "mem":
+            meta.raw_mode = arg.uninit
+            if arg.fixed:
+                if not (reg.is_null() and arg.maybe_null):
+                    self.check_helper_mem_access(regno, arg.fixed, arg.write, False, meta)
+                    if arg.aligned:
+                        self.check_ptr_alignment(reg, 0, arg.fixed, True)
+        elif kind in ("size", "size0"):
+            prev = args[i - 1]
+            self.check_mem_size_reg(reg, regno, prev.write, kind == "size0", meta)
+        elif kind == "alloc0":
+            if reg.mask != 0:
+                raise self.fail(f"R{regno} is not a known constant'", reg=regno, kind="helper_arg")
+            meta.mem_size = reg.value
+        elif kind == "const_str":
+            self.check_reg_const_str(reg, regno)
+        elif kind == "spin_lock":
+            self.process_spin_lock(regno, meta.func_id == 93)
+
+    _COMPAT: dict[str, tuple[int, ...]] = {
+        "map": (T.CONST_PTR_TO_MAP,),
+        "key": (
+            T.PTR_TO_STACK,
+            T.PTR_TO_PACKET,
+            T.PTR_TO_PACKET_META,
+            T.PTR_TO_MAP_KEY,
+            T.PTR_TO_MAP_VALUE,
+            T.PTR_TO_MEM,
+            T.PTR_TO_MEM | T.MEM_RINGBUF,
+            T.PTR_TO_BUF,
+            T.PTR_TO_BTF_ID | T.PTR_TRUSTED,
+        ),
+        "ctx": (T.PTR_TO_CTX,),
+        "sock_common": (
+            T.PTR_TO_SOCK_COMMON,
+            T.PTR_TO_SOCKET,
+            T.PTR_TO_TCP_SOCK,
+            T.PTR_TO_XDP_SOCK,
+        ),
+        "btf_sock": (
+            T.PTR_TO_SOCK_COMMON,
+            T.PTR_TO_SOCKET,
+            T.PTR_TO_TCP_SOCK,
+            T.PTR_TO_XDP_SOCK,
+            T.PTR_TO_BTF_ID,
+            T.PTR_TO_BTF_ID | T.PTR_TRUSTED,
+        ),
+        "sock": (T.PTR_TO_SOCKET,),
+        "size": (T.SCALAR,),
+        "size0": (T.SCALAR,),
+        "alloc0": (T.SCALAR,),
+        "ringbuf": (T.PTR_TO_MEM | T.MEM_RINGBUF,),
+        "func": (T.PTR_TO_FUNC,),
+        "stack": (T.PTR_TO_STACK,),
+        "const_str": (T.PTR_TO_MAP_VALUE,),
+        "spin_lock": (T.PTR_TO_MAP_VALUE, T.PTR_TO_BTF_ID | T.MEM_ALLOC),
+    }
+
+    def check_reg_type(self, regno: int, arg: Arg, meta: _Meta) -> None:
+        reg = self.regs[regno]
+        kind = arg.kind
+        compat = self._COMPAT.get(kind) or self._COMPAT["key"]
+        t = reg.type
+        if arg.rdonly:
+            t &= ~T.MEM_RDONLY
+        if arg.maybe_null:
+            t &= ~T.MAYBE_NULL
+        if t in compat:
+            if (
+                kind == "btf_sock"
+                and reg.base == T.PTR_TO_BTF_ID
+                and not _is_sock_btf(reg.btf_name)
+            ):
+                raise self.fail(
+                    f"R{regno} is of type {reg.btf_name} but sock_common is expected",
+                    reg=regno,
+                    kind="helper_arg",
+                )
+            return
+        names = ", ".join(type_str(c) for c in compat)
+        raise self.fail(
+            f"R{regno} type={type_str(reg.type)} expected={names}", reg=regno, kind="helper_arg"
+        )
+
+    def check_func_arg_reg_off(self, reg: Reg, regno: int, arg: Arg) -> None:
+        if arg.release:
+            if reg.off:
+                raise self.fail(
+                    f"R{regno} must have zero offset when passed to release func or trusted arg to kfunc",
+                    reg=regno,
+                    kind="ptr_off",
+                )
+            self.check_ptr_off_reg(reg, regno)
+            return
+        t = reg.type
+        if t in (
+            T.PTR_TO_STACK,
+            T.PTR_TO_PACKET,
+            T.PTR_TO_PACKET_META,
+            T.PTR_TO_MAP_KEY,
+            T.PTR_TO_MAP_VALUE,
+            T.PTR_TO_MEM,
+            T.PTR_TO_MEM | T.MEM_RDONLY,
+            T.PTR_TO_MEM | T.MEM_RINGBUF,
+            T.PTR_TO_BUF,
+            T.PTR_TO_BUF | T.MEM_RDONLY,
+            T.PTR_TO_ARENA,
+            T.SCALAR,
+        ):
+            return
+        if t & T.BASE_MASK == T.PTR_TO_BTF_ID:
+            self.check_ptr_off_reg(reg, regno, fixed_off_ok=True)
+            return
+        self.check_ptr_off_reg(reg, regno)
+
+    def check_helper_mem_access(
+        self, regno: int, size: int, write: bool, zero_ok: bool, meta: _Meta | None
+    ) -> None:
+        reg = self.regs[regno]
+        base = reg.type & T.BASE_MASK
+        if reg.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+            self.check_packet_access(regno, reg.off, size, zero_ok)
+            return
+        if reg.type == T.PTR_TO_MAP_KEY:
+            if write:
+                raise self.fail(
+                    f"R{regno} cannot write into {type_str(reg.type)}", reg=regno, kind="rdonly"
+                )
+            self.check_mem_region_access(regno, reg.off, size, reg.map.key_size, False)
+            return
+        if reg.type == T.PTR_TO_MAP_VALUE:
+            self.check_map_access_type(regno, reg.off, size, write)
+            self.check_map_access(regno, reg.off, size, zero_ok)
+            return
+        if base == T.PTR_TO_MEM and not reg.type & T.MAYBE_NULL:
+            if reg.type & T.MEM_RDONLY and write:
+                raise self.fail(
+                    f"R{regno} cannot write into {type_str(reg.type)}", reg=regno, kind="rdonly"
+                )
+            self.check_mem_region_access(regno, reg.off, size, reg.mem_size, zero_ok)
+            return
+        if reg.type == T.PTR_TO_STACK:
+            self.check_stack_range_initialized(regno, reg.off, size, zero_ok, write, meta)
+            return
+        if zero_ok and size == 0 and reg.is_null():
+            return
+        raise self.fail(
+            f"R{regno} type={type_str(reg.type)} expected={type_str(T.PTR_TO_STACK)}",
+            reg=regno,
+            kind="helper_arg",
+        )
+
+    def check_mem_size_reg(
+        self, reg: Reg, regno: int, write: bool, zero_ok: bool, meta: _Meta
+    ) -> None:
+        meta.msize_max_value = reg.umax
+        m: _Meta | None = meta if reg.mask == 0 else None
+        if reg.smin < 0:
+            raise self.fail(
+                f"R{regno} min value is negative, either use unsigned or 'var &= const'",
+                reg=regno,
+                kind="size",
+            )
+        if reg.umin == 0 and not zero_ok:
+            raise self.fail(
+                f"R{regno} invalid zero-sized read: u64=[{reg.umin},{s64(reg.umax)}]",
+                reg=regno,
+                kind="size",
+            )
+        if reg.umax >= BPF_MAX_VAR_SIZ:
+            raise self.fail(
+                f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'",
+                reg=regno,
+                kind="size",
+            )
+        self.check_helper_mem_access(regno - 1, reg.umax, write, zero_ok, m)
+        if m is None and meta.raw_mode:
+            meta.raw_mode = False
+
+    def check_reg_const_str(self, reg: Reg, regno: int) -> None:
+        m: MapInfo | None = reg.map
+        if reg.type != T.PTR_TO_MAP_VALUE or m is None:
+            raise self.fail(
+                f"R{regno} type={type_str(reg.type)} expected=map_value",
+                reg=regno,
+                kind="helper_arg",
+            )
+        if not m.rdonly_const:
+            raise self.fail(
+                f"R{regno} does not point to a readonly map'", reg=regno, kind="helper_arg"
+            )
+        if reg.mask != 0:
+            raise self.fail(f"R{regno} is not a constant address'", reg=regno, kind="helper_arg")
+        off = reg.off + reg.value
+        self.check_map_access(regno, reg.off, 1, False)
+        assert m.data is not None
+        if b"\0" not in m.data[off:]:
+            raise self.fail("string is not zero-terminated", reg=regno, kind="helper_arg")
+
+    def get_constant_map_key(self, key: Reg, key_size: int) -> int:
+        if key.type != T.PTR_TO_STACK or key.mask != 0:
+            return -1
+        st = self.func_of(key)
+        stack_off = key.off + s64(key.value)
+        slot = -stack_off - 1
+        spi = slot // REG_SIZE
+        off = slot % REG_SIZE
+        if spi >= len(st.stack):
+            return -1
+        s = st.stack[spi]
+        zero = 0
+        i = off
+        while i >= 0 and s.types[i] == STACK_ZERO:
+            zero += 1
+            i -= 1
+        if zero >= key_size:
+            return 0
+        if not s.is_spilled_scalar():
+            return -1
+        spill = 0
+        i = off
+        while i >= 0 and s.types[i] == STACK_SPILL:
+            spill += 1
+            i -= 1
+        if spill != key_size:
+            return -1
+        if s.spilled.mask != 0:
+            return -1
+        return s.spilled.value
+
+    def process_spin_lock(self, regno: int, is_lock: bool) -> None:
+        reg = self.regs[regno]
+        st = self.cur
+        if reg.mask != 0:
+            raise self.fail(
+                f"R{regno} doesn't have constant offset. bpf_spin_lock has to be at the constant offset",
+                reg=regno,
+                kind="spin_lock",
+            )
+        m: MapInfo = reg.map
+        if m.spin_lock_off is None:
+            raise self.fail(
+                f"map '{m.name}' has to have BTF in order to use bpf_spin_lock",
+                reg=regno,
+                kind="spin_lock",
+            )
+        val = reg.value + reg.off
+        if val != m.spin_lock_off:
+            raise self.fail(
+                f"off {val} doesn't point to 'struct bpf_spin_lock' that is at {m.spin_lock_off}",
+                reg=regno,
+                kind="spin_lock",
+            )
+        locks = [r for r in st.refs if r.kind == "lock"]
+        if is_lock:
+            if locks:
+                raise self.fail("Locking two bpf_spin_locks are not allowed", kind="spin_lock")
+            st.refs.append(RefState(reg.id, self.insn_idx, "lock", m.name))
+            st.active_lock_id = reg.id
+            st.active_lock_ptr = m
+        else:
+            if not locks:
+                raise self.fail("bpf_spin_unlock without taking a lock", kind="spin_lock")
+            if not any(r.id == reg.id for r in locks) or st.active_lock_ptr is not m:
+                raise self.fail("bpf_spin_unlock of different lock", kind="spin_lock")
+            st.refs = [r for r in st.refs if not (r.kind == "lock" and r.id == reg.id)]
+            st.active_lock_id = 0
+            st.active_lock_ptr = None
+
+    def release_reference(self, ref_obj_id: int) -> bool:
+        st = self.cur
+        before = len(st.refs)
+        st.refs = [r for r in st.refs if not (r.kind == "ptr" and r.id == ref_obj_id)]
+        if len(st.refs) == before:
+            return False
+        for reg in st.all_regs():
+            if reg.ref_obj_id == ref_obj_id:
+                origin = reg.origin
+                reg.mark_unknown()
+                reg.origin = (
+                    (self.insn_idx, f"a pointer released at insn {self.insn_idx}")
+                    if origin
+                    else None
+                )
+        return True
+
+    def clear_all_pkt_pointers(self) -> None:
+        for reg in self.cur.all_regs():
+            if reg.type in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META, T.PTR_TO_PACKET_END):
+                reg.mark_unknown()
+                reg.origin = (
+                    self.insn_idx,
+                    "a packet pointer invalidated by a packet-changing helper",
+                )
+
+    def check_map_func_compatibility(self, m: MapInfo | None, func_id: int, name: str) -> None:
+        if m is None:
+            return
+        mt = m.type
+        M = MapType
+        ok = True
+        by_map: dict[int, tuple[int, ...]] = {
+            M.PROG_ARRAY: (12,),
+            M.PERF_EVENT_ARRAY: (22, 25, 111, 55, 121),
+            M.RINGBUF: (130, 131, 134, 198, 199, 200),
+            M.USER_RINGBUF: (209,),
+            M.STACK_TRACE: (27,),
+            M.CGROUP_ARRAY: (33, 37),
+            M.CGROUP_STORAGE: (81,),
+            M.PERCPU_CGROUP_STORAGE: (81,),
+            M.DEVMAP: (51, 1),
+            M.DEVMAP_HASH: (51, 1),
+            M.CPUMAP: (51,),
+            M.XSKMAP: (51, 1),
+            M.ARRAY_OF_MAPS: (1,),
+            M.HASH_OF_MAPS: (1,),
+            M.SOCKMAP: (52, 53, 60, 82, 1),
+            M.SOCKHASH: (72, 70, 71, 82, 1),
+            M.REUSEPORT_SOCKARRAY: (82,),
+            M.QUEUE: (89, 88, 87),
+            M.STACK: (89, 88, 87),
+            M.SK_STORAGE: (107, 108, 194),
+            M.BLOOM_FILTER: (89, 87),
+        }
+        allowed = by_map.get(mt)
+        if allowed is not None and func_id not in allowed:
+            if mt in (M.SOCKMAP, M.SOCKHASH) and func_id in (2, 3):
+                if not self.may_update_sockmap(func_id):
+                    ok = False
+            else:
+                ok = False
+        by_func: dict[int, tuple[int, ...]] = {
+            12: (M.PROG_ARRAY,),
+            22: (M.PERF_EVENT_ARRAY,),
+            25: (M.PERF_EVENT_ARRAY,),
+            55: (M.PERF_EVENT_ARRAY,),
+            121: (M.PERF_EVENT_ARRAY,),
+            130: (M.RINGBUF,),
+            131: (M.RINGBUF,),
+            134: (M.RINGBUF,),
+            27: (M.STACK_TRACE,),
+            33: (M.CGROUP_ARRAY,),
+            37: (M.CGROUP_ARRAY,),
+            51: (M.DEVMAP, M.DEVMAP_HASH, M.CPUMAP, M.XSKMAP),
+            52: (M.SOCKMAP,),
+            60: (M.SOCKMAP,),
+            53: (M.SOCKMAP,),
+            72: (M.SOCKHASH,),
+            71: (M.SOCKHASH,),
+            70: (M.SOCKHASH,),
+            81: (M.CGROUP_STORAGE, M.PERCPU_CGROUP_STORAGE),
+            82: (M.REUSEPORT_SOCKARRAY, M.SOCKMAP, M.SOCKHASH),
+            88: (M.QUEUE, M.STACK),
+            89: (M.QUEUE, M.STACK, M.BLOOM_FILTER),
+            87: (M.QUEUE, M.STACK, M.BLOOM_FILTER),
+            195: (M.PERCPU_ARRAY, M.PERCPU_HASH, M.LRU_PERCPU_HASH),
+            107: (M.SK_STORAGE,),
+            108: (M.SK_STORAGE,),
+        }
+        fa = by_func.get(func_id)
+        if fa is not None and mt not in fa:
+            ok = False
+        if not ok:
+            raise self.fail(
+                f"cannot pass map_type {mt} into func {name}#{func_id}", kind="map_func"
+            )
+
+    def may_update_sockmap(self, func_id: int) -> bool:
+        P = ProgramType
+        if self.prog_type == P.SOCK_OPS and func_id == 3:
+            return True
+        if self.prog_type in (
+            P.SOCKET_FILTER,
+            P.SCHED_CLS,
+            P.SCHED_ACT,
+            P.XDP,
+            P.SK_REUSEPORT,
+            P.FLOW_DISSECTOR,
+            P.SK_LOOKUP,
+        ):
+            return True
+        self.note("cannot update sockmap in this context")
+        return False
+
+    # ---------------------------------------------------------------- pruning ------
+
+    def _is_state_visited(self, idx: int) -> bool:
+        cfg = self.cfg
+        assert cfg is not None
+        cur = self.cur
+        force_new = bool(cfg.force_checkpoint[idx])
+        add_new = force_new
+        if (
+            self.jmps_processed - self.prev_jmps_processed >= 2
+            and self.insn_processed - self.prev_insn_processed >= 8
+        ):
+            add_new = True
+        lst = self.explored.get(idx)
+        states_cnt = 0
+        if lst:
+            for e in list(lst):
+                states_cnt += 1
+                old = e.st
+                if old.branches:
+                    if cfg.force_checkpoint[idx] and self.infos[idx].kind is Kind.MAY_GOTO:  # type: ignore[union-attr]
+                        if old.may_goto_depth != cur.may_goto_depth and self.states_equal(
+                            old, cur, idx, 1
+                        ):
+                            e.hit_cnt += 1
+                            return True
+                    elif cfg.calls_callback[idx]:
+                        if self.states_equal(old, cur, idx, 1):
+                            e.hit_cnt += 1
+                            return True
+                    elif (
+                        self._states_maybe_looping(old, cur)
+                        and self.states_equal(old, cur, idx, 2)
+                        and old.may_goto_depth == cur.may_goto_depth
+                        and old.callback_unroll_depth == cur.callback_unroll_depth
+                    ):
+                        self.note(f"infinite loop detected at insn {idx}")
+                        if self.log_level:
+                            self.verbose("cur state:")
+                            self.print_state(cur, True)
+                            self.verbose("old state:")
+                            self.print_state(old, True)
+                        raise Reject(None, "infinite_loop")
+                    if (
+                        not force_new
+                        and self.jmps_processed - self.prev_jmps_processed < 20
+                        and self.insn_processed - self.prev_insn_processed < 100
+                    ):
+                        add_new = False
+                elif self.states_equal(old, cur, idx, 0):
+                    e.hit_cnt += 1
+                    return True
+                if add_new:
+                    e.miss_cnt += 1
+                n = 64 if (cfg.force_checkpoint[idx] and old.branches > 0) else 3
+                if e.miss_cnt > e.hit_cnt * n + n:
+                    lst.remove(e)
+                    self.explored_size -= 1
+        if self.max_states_per_insn < states_cnt:
+            self.max_states_per_insn = states_cnt
+        if not add_new:
+            return False
+        self.total_states += 1
+        self.explored_size += 1
+        if self.explored_size > self.peak_states:
+            self.peak_states = self.explored_size
+        self.prev_jmps_processed = self.jmps_processed
+        self.prev_insn_processed = self.insn_processed
+        new = cur.copy()
+        new.insn_idx = idx
+        cur.parent = new
+        self.explored.setdefault(idx, []).insert(0, _Explored(new))
+        return False
+
+    def _states_maybe_looping(self, old: VState, cur: VState) -> bool:
+        if len(old.frames) != len(cur.frames):
+            return False
+        fo, fc = old.frames[-1], cur.frames[-1]
+        for i in range(11):
+            if not _regs_exact_simple(fo.regs[i], fc.regs[i]):
+                return False
+        return True
+
+    def states_equal(self, old: VState, cur: VState, idx: int, exact: int) -> bool:
+        """exact: 0 NOT_EXACT, 1 RANGE_WITHIN, 2 EXACT."""
+        if len(old.frames) != len(cur.frames):
+            return False
+        idmap: dict[int, int] = {}
+        rev: dict[int, int] = {}
+        self._tmp_id = 1 << 40
+        if not self._refsafe(old, cur, idmap, rev):
+            return False
+        cfg = self.cfg
+        assert cfg is not None
+        nf = len(old.frames)
+        for i in range(nf):
+            if old.frames[i].callsite != cur.frames[i].callsite:
+                return False
+            insn_idx = idx if i == nf - 1 else old.frames[i + 1].callsite
+            live = cfg.live_before[insn_idx]
+            if not self._func_states_equal(old.frames[i], cur.frames[i], live, idmap, rev, exact):
+                return False
+        return True
+
+    def _check_ids(self, o: int, c: int, idmap: dict[int, int], rev: dict[int, int]) -> bool:
+        if bool(o) != bool(c):
+            return False
+        if not o:
+            return True
+        m = idmap.get(o)
+        if m is not None:
+            return m == c
+        if c in rev:
+            return False
+        idmap[o] = c
+        rev[c] = o
+        return True
+
+    def _check_scalar_ids(self, o: int, c: int, idmap: dict[int, int], rev: dict[int, int]) -> bool:
+        if not o:
+            return True
+        if not c:
+            self._tmp_id += 1
+            c = self._tmp_id
+        return self._check_ids(o, c, idmap, rev)
+
+    def _refsafe(
+        self, old: VState, cur: VState, idmap: dict[int, int], rev: dict[int, int]
+    ) -> bool:
+        if len(old.refs) != len(cur.refs):
+            return False
+        if old.active_lock_ptr is not cur.active_lock_ptr:
+            return False
+        if not self._check_ids(old.active_lock_id, cur.active_lock_id, idmap, rev):
+            return False
+        for a, b in zip(old.refs, cur.refs):
+            if a.kind != b.kind or not self._check_ids(a.id, b.id, idmap, rev):
+                return False
+        return True
+
+    def _func_states_equal(
+        self,
+        old: FuncState,
+        cur: FuncState,
+        live: int,
+        idmap: dict[int, int],
+        rev: dict[int, int],
+        exact: int,
+    ) -> bool:
+        if old.callback_depth > cur.callback_depth:
+            return False
+        for i in range(10):
+            if live >> i & 1 and not self._regsafe(old.regs[i], cur.regs[i], idmap, rev, exact):
+                return False
+        return self._stacksafe(old, cur, idmap, rev, exact)
+
+    def _regsafe(
+        self, o: Reg, c: Reg, idmap: dict[int, int], rev: dict[int, int], exact: int
+    ) -> bool:
+        if exact == 2:
+            return self._regs_exact(o, c, idmap, rev)
+        if o.type == T.NOT_INIT:
+            if exact == 0 or c.type == T.NOT_INIT:
+                return True
+        if o.type != c.type:
+            return False
+        base = o.type & T.BASE_MASK
+        if base == T.SCALAR:
+            if (o.id & BPF_ADD_AS_FAKE_ID) != (c.id & BPF_ADD_AS_FAKE_ID):
+                return False
+            if (o.id & BPF_ADD_AS_FAKE_ID) and o.off != c.off:
+                return False
+            return (
+                _range_within(o, c)
+                and tin(o.var_off, c.var_off)
+                and self._check_scalar_ids(o.id, c.id, idmap, rev)
+            )
+        if base in (
+            T.PTR_TO_MAP_KEY,
+            T.PTR_TO_MAP_VALUE,
+            T.PTR_TO_MEM,
+            T.PTR_TO_BUF,
+            T.PTR_TO_TP_BUFFER,
+        ):
+            return (
+                _head_equal(o, c)
+                and _range_within(o, c)
+                and tin(o.var_off, c.var_off)
+                and self._check_ids(o.id, c.id, idmap, rev)
+                and self._check_ids(o.ref_obj_id, c.ref_obj_id, idmap, rev)
+            )
+        if base in (T.PTR_TO_PACKET, T.PTR_TO_PACKET_META):
+            if o.range < 0 or c.range < 0:
+                if o.range != c.range:
+                    return False
+            elif o.range > c.range:
+                return False
+            if o.off != c.off:
+                return False
+            if not self._check_ids(o.id, c.id, idmap, rev):
+                return False
+            return _range_within(o, c) and tin(o.var_off, c.var_off)
+        if base == T.PTR_TO_STACK:
+            return self._regs_exact(o, c, idmap, rev) and o.frameno == c.frameno
+        if base == T.PTR_TO_ARENA:
+            return True
+        return self._regs_exact(o, c, idmap, rev)
+
+    def _regs_exact(self, o: Reg, c: Reg, idmap: dict[int, int], rev: dict[int, int]) -> bool:
+        return (
+            _regs_exact_simple(o, c)
+            and self._check_ids(o.id, c.id, idmap, rev)
+            and self._check_ids(o.ref_obj_id, c.ref_obj_id, idmap, rev)
+        )
+
+    def _stacksafe(
+        self, old: FuncState, cur: FuncState, idmap: dict[int, int], rev: dict[int, int], exact: int
+    ) -> bool:
+        n_old = len(old.stack) * REG_SIZE
+        n_cur = len(cur.stack) * REG_SIZE
+        i = 0
+        while i < n_old:
+            spi = i // REG_SIZE
+            k = i % REG_SIZE
+            os_ = old.stack[spi]
+            ot = os_.types[k]
+            if exact != 0 and (i >= n_cur or ot != cur.stack[spi].types[k]):
+                return False
+            if ot == STACK_INVALID:
+                i += 1
+                continue
+            if ot == STACK_MISC:
+                # reading MISC gives an unknown scalar, as reading uninitialised stack
+                # does for privileged programs: anything in cur is at least as good...
+                # except a spilled pointer, whose partial reads are refused
+                if i < n_cur:
+                    cs = cur.stack[spi]
+                    if cs.types[7] == STACK_SPILL and cs.spilled.type != T.SCALAR:
+                        return False
+                i += 1
+                continue
+            if i >= n_cur:
+                return False
+            cs = cur.stack[spi]
+            oreg = _scalar_reg_for_stack(os_)
+            creg = _scalar_reg_for_stack(cs)
+            if oreg is not None and creg is not None:
+                if not self._regsafe(oreg, creg, idmap, rev, exact):
+                    return False
+                i = (spi + 1) * REG_SIZE
+                continue
+            ct = cs.types[k]
+            if ot == STACK_MISC and ct == STACK_ZERO:
+                i += 1
+                continue
+            if ot != ct:
+                return False
+            if k != REG_SIZE - 1:
+                i += 1
+                continue
+            if ot == STACK_SPILL:
+                if not self._regsafe(os_.spilled, cs.spilled, idmap, rev, exact):
+                    return False
+            i += 1
+        return True
+
+    # ----------------------------------------------------------- stack depth ------
+
+    def _check_max_stack_depth(self) -> None:
+        cfg = self.cfg
+        assert cfg is not None
+        subs = cfg.subprogs
+
+        def depth_of(k: int) -> int:
+            d = subs[k].stack_depth
+            return (d + 15) // 16 * 16
+
+        # walk every call chain from the main program and from each callback
+        roots = [0] + [k for k, s in enumerate(subs) if s.is_cb]
+        for root in roots:
+            stack: list[tuple[int, int, list[int]]] = [(root, depth_of(root), [root])]
+            while stack:
+                k, depth, chain = stack.pop()
+                if depth > MAX_BPF_STACK:
+                    raise self.fail(
+                        f"combined stack size of {len(chain)} calls is {depth}. Too large",
+                        kind="stack_depth",
+                    )
+                for callee in sorted(subs[k].calls):
+                    if callee in chain:
+                        continue
+                    if subs[callee].has_tail_call and depth >= 256:
+                        raise self.fail(
+                            f"tail_calls are not allowed when call stack of previous frames is {depth} bytes. Too large",
+                            kind="stack_depth",
+                        )
+                    stack.append((callee, depth + depth_of(callee), [*chain, callee]))
+
+    def stats_line(self) -> str:
+        return (
+            f"processed {self.insn_processed} insns (limit {1_000_000}) "
+            f"max_states_per_insn {self.max_states_per_insn} total_states {self.total_states} "
+            f"peak_states {self.peak_states} mark_read 0"
+        )
+
+
+# ----------------------------------------------------------------------------- utils ------
+
+
+def _copy_raw(d: Reg, p: Reg) -> None:
+    d.range = p.range
+    d.map = p.map
+    d.mem_size = p.mem_size
+    d.subprogno = p.subprogno
+    d.btf_name = p.btf_name
+
+
+def _init_pkt(r: Reg, typ: int) -> bool:
+    return r.type == typ and r.id == 0 and r.off == 0 and r.mask == 0 and r.value == 0
+
+
+def _mark_ptr_not_null(r: Reg) -> None:
+    if r.type & T.BASE_MASK == T.PTR_TO_MAP_VALUE:
+        m: MapInfo = r.map
+        if m.inner is not None:
+            r.type = T.CONST_PTR_TO_MAP
+            r.map = m.inner
+        elif m.type == MapType.XSKMAP:
+            r.type = T.PTR_TO_XDP_SOCK
+        elif m.type in (MapType.SOCKMAP, MapType.SOCKHASH):
+            r.type = T.PTR_TO_SOCKET
+        else:
+            r.type = T.PTR_TO_MAP_VALUE
+        return
+    r.type &= ~T.MAYBE_NULL
+
+
+def _may_point_to_spin_lock(r: Reg) -> bool:
+    return (
+        r.type & T.BASE_MASK == T.PTR_TO_MAP_VALUE
+        and r.map is not None
+        and r.map.spin_lock_off is not None
+    )
+
+
+def _mismatch_ok(t: int) -> bool:
+    b = t & T.BASE_MASK
+    return b not in (
+        T.PTR_TO_CTX,
+        T.PTR_TO_SOCKET,
+        T.PTR_TO_SOCK_COMMON,
+        T.PTR_TO_TCP_SOCK,
+        T.PTR_TO_XDP_SOCK,
+        T.PTR_TO_BTF_ID,
+        T.PTR_TO_ARENA,
+    )
+
+
+def _range_within(o: Reg, c: Reg) -> bool:
+    return (
+        o.umin <= c.umin
+        and c.umax <= o.umax
+        and o.smin <= c.smin
+        and c.smax <= o.smax
+        and o.u32_min <= c.u32_min
+        and c.u32_max <= o.u32_max
+        and o.s32_min <= c.s32_min
+        and c.s32_max <= o.s32_max
+    )
+
+
+def _head_equal(o: Reg, c: Reg) -> bool:
+    """memcmp(rold, rcur, offsetof(var_off)): type, off and the raw union."""
+    return (
+        o.type == c.type
+        and o.off == c.off
+        and o.range == c.range
+        and o.map is c.map
+        and o.mem_size == c.mem_size
+        and o.subprogno == c.subprogno
+        and o.btf_name == c.btf_name
+    )
+
+
+def _regs_exact_simple(o: Reg, c: Reg) -> bool:
+    return (
+        _head_equal(o, c)
+        and o.value == c.value
+        and o.mask == c.mask
+        and o.smin == c.smin
+        and o.smax == c.smax
+        and o.umin == c.umin
+        and o.umax == c.umax
+        and o.s32_min == c.s32_min
+        and o.s32_max == c.s32_max
+        and o.u32_min == c.u32_min
+        and o.u32_max == c.u32_max
+        and o.frameno == c.frameno
+    )
+
+
+def _scalar_reg_for_stack(s: StackSlot) -> Reg | None:
+    if s.is_spilled_scalar():
+        return s.spilled
+    if all(t == STACK_MISC for t in s.types):
+        r = Reg()
+        r.mark_unknown()
+        return r
+    return None
+
+
+def _is_sock_btf(name: str) -> bool:
+    return name in (
+        "sock_common",
+        "sock",
+        "tcp_sock",
+        "tcp6_sock",
+        "udp6_sock",
+        "unix_sock",
+        "mptcp_sock",
+        "tcp_timewait_sock",
+        "tcp_request_sock",
+        "inet_sock",
+    )
+
+
+__all__ += ["CALLBACK_HELPERS", "FLIP", "InsnAux"]
