@@ -5,7 +5,8 @@
  * checksum of 0 stays 0 with BPF_F_MARK_MANGLED_0).  The flow hash is then
  * recomputed twice with bpf_get_hash_recalc (its value is seeded at random by the
  * kernel, so only "twice the same, and non-zero" is compared) and replaced with
- * bpf_set_hash; cb[0..3] (ctx_out) hold the helper results.
+ * bpf_set_hash; rewriting the port once more with BPF_F_INVALIDATE_HASH clears it
+ * again.  cb[0..4] (ctx_out) hold the helper results.
  * Used by tests/test_corpus.py. */
 #include "corpus_common.h"
 
@@ -108,6 +109,9 @@ int dnat_tc(struct __sk_buff *skb)
 	bpf_set_hash(skb, 0x5eed0000 | bpf_ntohs(new_port));
 	skb->cb[2] = skb->hash;
 	skb->cb[3] = bpf_get_hash_recalc(skb) == skb->hash;
+	rc = bpf_skb_store_bytes(skb, l4_off + offsetof(struct udphdr, dest), &new_port, 2,
+				 BPF_F_INVALIDATE_HASH);
+	skb->cb[4] = rc ? 0xdead : skb->hash;
 	return bump(0, TC_ACT_OK);
 }
 
