@@ -187,3 +187,18 @@ def test_fuzz_mutated_objects_only_raise_our_errors(features_obj, seed, flips) -
         load_collection_spec(bytes(data), name="fuzz.o")
     except NetbpfError:
         pass
+
+
+def test_huge_bss_is_refused_not_allocated(features_obj) -> None:
+    """A corrupted NOBITS size must give our error, not a MemoryError."""
+    from netbpf.obj.elf import ElfObject
+
+    data = bytearray(features_obj.read_bytes())
+    obj = ElfObject(bytes(data))
+    bss = obj.section_named(".bss")
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    entsize = int.from_bytes(data[0x3A:0x3C], "little")
+    size_at = shoff + bss.index * entsize + 0x20  # sh_size
+    data[size_at : size_at + 8] = (1 << 40).to_bytes(8, "little")
+    with pytest.raises(ElfError, match=r"section '\.bss'.*larger than"):
+        load_collection_spec(bytes(data), name="huge.o")

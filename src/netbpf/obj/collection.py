@@ -40,6 +40,9 @@ __all__ = ["CollectionSpec", "VariableSpec", "load_collection_spec", "map_conten
 
 _LD_IMM64 = 0x18
 _CALL = 0x85
+#: An array map's value may not exceed KMALLOC_MAX_SIZE (4 MiB on x86-64), so neither
+#: may a global-data section (the kernel answers E2BIG).
+_MAX_MAP_VALUE = 4 << 20
 _DATA_PREFIXES = (".data", ".rodata", ".bss")
 
 
@@ -279,6 +282,13 @@ class _Loader:
             size = sec.size
             if size == 0:
                 continue
+            if size > _MAX_MAP_VALUE:
+                raise self.err(
+                    f"global data section is {size} bytes; the kernel refuses map values "
+                    f"larger than {_MAX_MAP_VALUE} bytes (KMALLOC_MAX_SIZE)",
+                    sec.name,
+                    sec.offset,
+                )
             data = bytes(size) if sec.type == E.SHT_NOBITS else sec.data
             flags = 0x80 if readonly else 0  # BPF_F_RDONLY_PROG for .rodata, as libbpf
             mspec = MapSpec(
