@@ -39,9 +39,7 @@ global-data section kind, subprogram kind, tail calls and callbacks of issue 3.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import mmap
 import os
 import socket
 import struct
@@ -212,7 +210,8 @@ class Case:
     vary: Callable[[Obs], None] | None = None
     #: map name -> decoder of queue/stack elements or ring buffer records
     decode: dict[str, Callable[[bytes], Any]] = field(default_factory=dict)
-    #: perf event arrays to open a consumer on (CPU 0) before the runs
+    #: perf event arrays to open a consumer on (CPU 0) before the runs (its samples:
+    #: ``(cpu, decoded data)``)
     perf: tuple[str, ...] = ()
     #: changes to the spec before load besides knobs (libbpf's bpf_map__set_*)
     spec_edit: Callable[[Any], None] | None = None
@@ -237,99 +236,15 @@ def on_cpu0() -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-_RB_BUSY, _RB_DISCARD = 1 << 31, 1 << 30
-
-
-def consume_ringbuf(m: Any) -> list[bytes]:
-    """Every committed ring buffer record, consumed: the simulator's through its map,
-    the kernel's through the ring's pages (consumer page read-write, producer page and
-    the data pages mapped twice read-only), as libbpf's ring_buffer__consume reads."""
-    if hasattr(m, "map"):
-        return [bytes(r) for r in m.map.consume()]
-    page, size = mmap.PAGESIZE, m.max_entries
-    cons = mmap.mmap(m.fd, page, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-    prod = mmap.mmap(m.fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
-    records = []
-    try:
-        pos = struct.unpack_from("<Q", cons, 0)[0]
-        end = struct.unpack_from("<Q", prod, 0)[0]
-        while pos < end:
-            at = page + pos % size
-            hdr = struct.unpack_from("<I", prod, at)[0]
-            if hdr & _RB_BUSY:
-                break
-            n = hdr & ~(_RB_BUSY | _RB_DISCARD)
-            if not hdr & _RB_DISCARD:
-                records.append(bytes(prod[at + 8 : at + 8 + n]))
-            pos += (n + 8 + 7) & ~7
-        struct.pack_into("<Q", cons, 0, pos)
-    finally:
-        cons.close()
-        prod.close()
-    return records
-
-
-class KernelPerfReader:
-    """One BPF_OUTPUT perf event on CPU 0 installed at index 0 of a kernel
-    PERF_EVENT_ARRAY, with its ring mmap'ed: libbpf's perf_buffer in miniature."""
-
-    PAGES = 8
-
-    def __init__(self, kmap: Any) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        attr = bytearray(128)
-        # type PERF_TYPE_SOFTWARE, size, config PERF_COUNT_SW_BPF_OUTPUT,
-        # sample_period 1, sample_type PERF_SAMPLE_RAW, wakeup_events 1
-        struct.pack_into("<IIQQQ", attr, 0, 1, 128, 10, 1, 1 << 10)
-        struct.pack_into("<I", attr, 48, 1)
-        buf = ctypes.create_string_buffer(bytes(attr), 128)
-        fd = libc.syscall(298, buf, -1, 0, -1, 8)  # perf_event_open, FD_CLOEXEC
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "perf_event_open")
-        self.fd = fd
-        self.page = mmap.PAGESIZE
-        self.size = self.PAGES * self.page
-        self.ring = mmap.mmap(
-            fd, self.page + self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE
-        )
-        kmap.update(struct.pack("<I", 0), struct.pack("<I", fd))
-
-    def drain(self) -> list[bytes]:
-        """The raw data of every PERF_RECORD_SAMPLE (padded as the kernel stores it)."""
-        head = struct.unpack_from("<Q", self.ring, 1024)[0]
-        tail = struct.unpack_from("<Q", self.ring, 1032)[0]
-        out = []
-        while tail < head:
-            off = tail % self.size
-            raw = bytes(self.ring[self.page + off : self.page + self.size]) + bytes(
-                self.ring[self.page : self.page + off]
-            )
-            typ, _misc, size = struct.unpack_from("<IHH", raw, 0)
-            if typ == 9:  # PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW
-                n = struct.unpack_from("<I", raw, 8)[0]
-                out.append(raw[12 : 12 + n])
-            else:
-                out.append(("record", typ))
-            tail += size
-        struct.pack_into("<Q", self.ring, 1032, tail)
-        return out
-
-    def close(self) -> None:
-        self.ring.close()
-        os.close(self.fd)
-
-
 class Side:
     """One backend with a loaded collection, and what differs in how the two are fed:
-    sockets (real ones for the kernel, simulator sockets in its resolver) and perf
-    consumers."""
+    sockets (real ones for the kernel, simulator sockets in its resolver)."""
 
     def __init__(self, backend: Any, coll: Any) -> None:
         self.backend = backend
         self.coll = coll
         self.sim = isinstance(backend, SimBackend)
         self._closers: list[Callable[[], None]] = []
-        self.perf: dict[str, Any] = {}
 
     def tm(self, name: str) -> Any:
         return self.coll.typed_map(name)
@@ -356,23 +271,6 @@ class Side:
             s.bind(("127.0.0.1", 0))
         self._closers.append(s.close)
         return s.fileno()
-
-    def open_perf(self, name: str) -> None:
-        m = self.coll.maps[name]
-        if self.sim:
-            buf = m.map.open_buffer(cpus=[0])
-            self.perf[name] = buf
-            self._closers.append(buf.close)
-        else:
-            reader = KernelPerfReader(m)
-            self.perf[name] = reader
-            self._closers.append(reader.close)
-
-    def drain_perf(self, name: str) -> list[Any]:
-        src = self.perf[name]
-        if self.sim:
-            return [r.data if hasattr(r, "data") else ("lost", r) for r in src.consume()]
-        return src.drain()
 
     def close(self) -> None:
         for c in reversed(self._closers):
@@ -429,7 +327,7 @@ def snapshot(side: Side, case: Case) -> tuple[dict[str, Any], dict[str, list[Any
         t = m.map_type
         dec = case.decode.get(name, bytes)
         if t == MapType.RINGBUF:
-            streams[name] = [dec(r) for r in consume_ringbuf(m)]
+            streams[name] = [dec(r) for r in coll.ringbuf(name).consume()]
         elif t in (MapType.QUEUE, MapType.STACK):
             out = []
             while True:
@@ -441,10 +339,11 @@ def snapshot(side: Side, case: Case) -> tuple[dict[str, Any], dict[str, list[Any
                     break
             streams[name] = out
         elif t == MapType.PERF_EVENT_ARRAY:
-            if name in side.perf:
-                streams[name] = [
-                    dec(r) if isinstance(r, bytes) else r for r in side.drain_perf(name)
-                ]
+            if name in case.perf:
+                reader = coll.perf_buffer(name, cpus=[0])
+                streams[name] = [(cpu, dec(data)) for cpu, data in reader.consume()]
+                if reader.lost:
+                    streams[name].append(("lost", reader.lost))
         elif t == MapType.XSKMAP:
             maps[name] = {"keys": _keys(m)}  # user space cannot look AF_XDP sockets up
         elif t in _COOKIE_MAPS:
@@ -471,7 +370,7 @@ def observe(backend: Any, case: Case, compile_bpf: Any) -> Obs:
             if case.setup is not None:
                 case.setup(side)
             for name in case.perf:
-                side.open_perf(name)
+                coll.perf_buffer(name, cpus=[0])  # BPF_OUTPUT event on CPU 0, installed
             runs = []
             for r in case.runs:
                 if isinstance(r, Step):
@@ -1336,6 +1235,13 @@ def _decode_note(raw: bytes) -> tuple[int, ...]:
     return tuple(struct.unpack("<IHBB", raw))
 
 
+def _decode_perf(raw: bytes) -> bytes:
+    """What the program wrote: its 8-byte meta and min(len, 128) packet bytes; the
+    padding after it is left stale by the kernel (it skips over it)."""
+    n = struct.unpack_from("<I", raw, 4)[0]
+    return raw[: 8 + min(n, 128)]
+
+
 def _sampler_vary(obs: Obs) -> None:
     last = 0
     for rec in obs.streams.get("samples", []):
@@ -1376,8 +1282,7 @@ def _sampler_model(case: Case) -> Expect:
             prod += 8 + _SAMPLE.size
             flag = 1
         notes.append((seq, n & 0xFFFF, flag, 0))
-        raw = struct.pack("<II", seq, n) + r.data[: min(n, 128)]
-        perf.append(raw.ljust((len(raw) + 4 + 7) // 8 * 8 - 4, b"\0"))
+        perf.append((0, struct.pack("<II", seq, n) + r.data[: min(n, 128)]))
         perf_ok += 1
         runs.append(outcome(r, XDP_PASS))
     bss = {
@@ -1399,7 +1304,7 @@ def _sampler() -> Case:
         _sampler_model,
         knobs={"sample_rate": 1},
         vary=_sampler_vary,
-        decode={"samples": _decode_sample, "notes": _decode_note},
+        decode={"samples": _decode_sample, "notes": _decode_note, "perf_samples": _decode_perf},
         perf=("perf_samples",),
     )
 
