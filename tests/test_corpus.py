@@ -1977,10 +1977,6 @@ def _sockmaps_evict() -> Case:
         runs_of("sock_evict", STANDARD | extra, ctx=ZERO_CTX),
         _sockmaps_model,
         setup=_sockmaps_setup,
-        xfail="simulator bug: bpf_map_delete_elem on a SOCKMAP/SOCKHASH from a tc program faults "
-        "('the verifier refuses bpf_map_delete_elem on this map type': SockMap/SockHash in "
-        "netbpf/maps/netmaps.py keep Map.prog_delete's refusal); the kernel allows it for tc/XDP/"
-        "socket filters and returns 0, -ENOENT (SOCKHASH) or -EINVAL (empty SOCKMAP slot)",
     )
 
 

@@ -202,3 +202,13 @@ def test_huge_bss_is_refused_not_allocated(features_obj) -> None:
     data[size_at : size_at + 8] = (1 << 40).to_bytes(8, "little")
     with pytest.raises(ElfError, match=r"section '\.bss'.*larger than"):
         load_collection_spec(bytes(data), name="huge.o")
+
+
+def test_variable_set_typed_through_btf(spec) -> None:
+    copy = spec.copy()
+    copy.variables["fmt"].set("yo %d")  # char[6] takes text
+    assert copy.variables["fmt"].get() == b"yo %d\0"
+    with pytest.raises(ObjectError, match="variable 'fmt'"):
+        copy.variables["fmt"].set([1, 2, 3, 4, 5, 6, 7, 8])
+    with pytest.raises(ObjectError, match="variable 'total'"):
+        copy.variables["total"].set({"x": 1})

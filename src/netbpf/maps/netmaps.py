@@ -573,6 +573,17 @@ def _sockmap_suitable(sk: Any) -> bool:
 
 
 class _SockCookie:
+    def prog_delete(self: Any, key: bytes, cpu: int) -> int:
+        """bpf_map_delete_elem from a tc/XDP program: the kernel allows it on socket
+        maps (sock_map_delete_elem / sock_hash_delete_elem) and returns 0 or -errno
+        (-EINVAL for an empty SOCKMAP slot, -ENOENT for a missing SOCKHASH key)."""
+        self._check_prog_write("bpf_map_delete_elem")
+        try:
+            self._sys_delete(key)
+        except _Errno as e:
+            return -e.err
+        return 0
+
     def _cookie(self: Any, sk: Any) -> bytes:
         if self.value_size != 8:
             raise _Errno(_errno.ENOSPC, "a socket cookie needs value_size 8")

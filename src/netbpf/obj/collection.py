@@ -70,11 +70,27 @@ class VariableSpec:
     def get_int(self, *, signed: bool = False) -> int:
         return int.from_bytes(self.get(), "little", signed=signed)
 
-    def set(self, value: int | bytes) -> None:
-        """Set the initial value: an int (little-endian, this variable's size) or bytes
-        of exactly this variable's size."""
+    def set(self, value: Any) -> None:
+        """Set the initial value: bytes of exactly this variable's size, or a Python
+        value encoded through the variable's BTF type (an int, a list for an array, a
+        dict for a struct; see :mod:`netbpf.obj.btf_values`).  Without BTF only ints
+        (little-endian, this variable's size) and bytes are accepted."""
         assert self._collection is not None
-        if isinstance(value, int):
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+            if len(raw) != self.size:
+                raise ObjectError(
+                    f"variable {self.name!r} is {self.size} bytes, got {len(raw)} bytes"
+                )
+        elif self.type_id and self._collection.btf is not None:
+            from netbpf.errors import BtfValueError
+            from netbpf.obj.btf_values import value_codec
+
+            try:
+                raw = value_codec(self._collection.btf, self.type_id).encode(value)
+            except BtfValueError as e:
+                raise ObjectError(f"variable {self.name!r}: {e}") from None
+        elif isinstance(value, int):
             try:
                 raw = value.to_bytes(self.size, "little", signed=value < 0)
             except OverflowError:
@@ -82,11 +98,10 @@ class VariableSpec:
                     f"value {value} does not fit variable {self.name!r} ({self.size} bytes)"
                 ) from None
         else:
-            raw = bytes(value)
-            if len(raw) != self.size:
-                raise ObjectError(
-                    f"variable {self.name!r} is {self.size} bytes, got {len(raw)} bytes"
-                )
+            raise ObjectError(
+                f"variable {self.name!r} has no BTF type: give an int or {self.size} bytes, "
+                f"not {type(value).__name__}"
+            )
         mspec = self._collection.maps[self.map]
         data = bytearray(map_data(mspec))
         data[self.offset : self.offset + self.size] = raw
