@@ -319,6 +319,10 @@ class Verifier:
             self.scratched_regs = 0
             self.scratched_slots = 0
 
+    def _state_text(self, st: VState) -> str:
+        refs = [r.id for r in st.refs if r.kind == "ptr"] or None
+        return frame_str(st.frames[-1], refs=refs)
+
     def print_insn_state(self, st: VState) -> None:
         if not self.log_level:
             return
@@ -1030,7 +1034,7 @@ class Verifier:
             reg_off = tadd(r.var_off, tconst(2 + r.off + off))
             if not tis_aligned(reg_off, size):
                 raise self.fail(
-                    f"misaligned packet access off 2+{tstr(r.var_off)}+{r.off}+{off} size {size}",
+                    f"misaligned packet access off 2+{_voff(r)}+{r.off}+{off} size {size}",
                     kind="align",
                 )
             return
@@ -1060,7 +1064,7 @@ class Verifier:
         reg_off = tadd(r.var_off, tconst(r.off + off))
         if not tis_aligned(reg_off, size):
             raise self.fail(
-                f"misaligned {desc}access off {tstr(r.var_off)}+{r.off}+{off} size {size}",
+                f"misaligned {desc}access off {_voff(r)}+{r.off}+{off} size {size}",
                 kind="align",
             )
 
@@ -2790,11 +2794,8 @@ class Verifier:
                         and old.callback_unroll_depth == cur.callback_unroll_depth
                     ):
                         self.note(f"infinite loop detected at insn {idx}")
-                        if self.log_level:
-                            self.verbose("cur state:")
-                            self.print_state(cur, True)
-                            self.verbose("old state:")
-                            self.print_state(old, True)
+                        self.note("cur state:" + self._state_text(cur))
+                        self.note("old state:" + self._state_text(old))
                         raise Reject(None, "infinite_loop")
                     if (
                         not force_new
@@ -3060,6 +3061,11 @@ class Verifier:
 
 
 # ----------------------------------------------------------------------------- utils ------
+
+
+def _voff(r: Reg) -> str:
+    """A register's variable offset in messages: the number when known, else the tnum."""
+    return snum(r.value) if r.mask == 0 else tstr(r.var_off)
 
 
 def _copy_raw(d: Reg, p: Reg) -> None:

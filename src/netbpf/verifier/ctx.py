@@ -149,8 +149,8 @@ def _skb_base(off: int, size: int, write: bool, ldsx: bool) -> CtxResult | None:
         return OK if not write and size == 8 else None
     if _in(off, _R["tstamp"]):
         return OK if size == 8 else None
-    if off == _R["sk"][0]:
-        if write or size != 8:
+    if _in(off, _R["sk"]):
+        if write or size != 8 or off != _R["sk"][0]:
             return None
         return CtxResult(T.PTR_TO_SOCK_COMMON | T.MAYBE_NULL)
     if off == _R["tstamp_type"][0]:
@@ -413,16 +413,18 @@ def _sock_ops(off: int, size: int, write: bool) -> CtxResult | None:
         return None
     if _SO["bytes_received"][0] <= off < _SO["bytes_acked"][0] + 8:
         return OK if size == 8 else None
-    if off == _SO["sk"][0]:
-        return CtxResult(T.PTR_TO_SOCKET | T.MAYBE_NULL) if size == 8 else None
-    if off == _SO["skb_data"][0]:
-        return CtxResult(T.PTR_TO_PACKET) if size == 8 else None
-    if off == _SO["skb_data_end"][0]:
-        return CtxResult(T.PTR_TO_PACKET_END) if size == 8 else None
+    ptrs = {
+        "sk": T.PTR_TO_SOCKET | T.MAYBE_NULL,
+        "skb_data": T.PTR_TO_PACKET,
+        "skb_data_end": T.PTR_TO_PACKET_END,
+    }
+    for name, t in ptrs.items():
+        if _in(off, _SO[name]):
+            return CtxResult(t) if size == 8 and off == _SO[name][0] else None
     if off == _SO["skb_tcp_flags"][0]:
         return CtxResult(T.SCALAR, 4) if _narrow_ok(off, size, 4) else None
-    if off == 216:  # skb_hwtstamp
-        return OK if size == 8 else None
+    if 216 <= off < 224:  # skb_hwtstamp
+        return OK if size == 8 and off == 216 else None
     return OK if size == 4 else None
 
 
