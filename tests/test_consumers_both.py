@@ -15,9 +15,11 @@ context length, rings too small for the samples -- in XDP and tc programs run wi
   CPU, so BPF_F_CURRENT_CPU picks the same event.
 * ``test_*_same_as_kernel`` run one mixed sequence on both and compare every
   observation.
-* Two known simulator differences are kept as strict xfails (they pass on the
-  kernel): see ``test_perf_ring_full_at_data_size_minus_one`` and
-  ``test_ringbuf_wrapped_record_sees_the_ring_start``.
+* Kernel details a queue of records would miss are pinned down on both backends:
+  a perf ring is full one byte early (``test_perf_ring_full_at_data_size_minus_one``),
+  perf padding is left unwritten (``test_perf_padding_is_not_cleared``), and a ring
+  buffer record crossing the end sees the ring's start through the double mapping
+  (``test_ringbuf_wrapped_record_sees_the_ring_start``).
 
 The same file checks that a failed load unpins the maps it pinned (libbpf), on both
 backends.
@@ -67,11 +69,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 def is_sim(backend: Any) -> bool:
     return isinstance(backend, SimBackend)
-
-
-def sim_xfail(request: pytest.FixtureRequest, backend: Any, reason: str) -> None:
-    if is_sim(backend):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def pkt(op: int, param: int = 0, length: int = 64, fill: int = 0) -> bytes:
@@ -235,18 +232,10 @@ def test_ringbuf_poll_waits_for_a_wakeup(backend: Any, compile_bpf: Any) -> None
         assert got[1] == [rb.rec40(3, 44)]
 
 
-def test_ringbuf_wrapped_record_sees_the_ring_start(
-    backend: Any, compile_bpf: Any, request: pytest.FixtureRequest
-) -> None:
+def test_ringbuf_wrapped_record_sees_the_ring_start(backend: Any, compile_bpf: Any) -> None:
     """A record crossing the ring's end is written through the kernel's second
     mapping of the data pages: bytes the program leaves alone show what the start of
     the ring holds (here: the first record, header included)."""
-    sim_xfail(
-        request,
-        backend,
-        "netbpf.maps.ringbuf keeps a separate second half and folds all of it back on "
-        "commit, so unwritten bytes of a wrapped record read as stale second-half data",
-    )
     with load(backend, compile_bpf, "consumer_ringbuf.c") as coll:
         rb = Rb(coll)
         assert [rb.run(4) for _ in range(4)] == [0, 0, 0, 0]  # positions 0..4032
@@ -350,16 +339,9 @@ def test_perf_lost_samples(backend: Any, compile_bpf: Any) -> None:
         assert coll.variables["failures"].get() == 4
 
 
-def test_perf_ring_full_at_data_size_minus_one(
-    backend: Any, compile_bpf: Any, request: pytest.FixtureRequest
-) -> None:
+def test_perf_ring_full_at_data_size_minus_one(backend: Any, compile_bpf: Any) -> None:
     """The kernel's perf ring never fills completely (CIRC_SPACE leaves one byte):
     four 1024-byte records do not fit a 4096-byte ring, the fourth is lost."""
-    sim_xfail(
-        request,
-        backend,
-        "netbpf.maps.perf.PerfEventBuffer accepts a record that fills the ring exactly",
-    )
     with load(backend, compile_bpf, "consumer_perf.c") as coll:
         p = Perf(coll)
         pb = coll.perf_buffer("lossy", page_cnt=1)
@@ -368,12 +350,9 @@ def test_perf_ring_full_at_data_size_minus_one(
         assert len(pb.consume()) == 3
 
 
-def test_perf_padding_is_not_cleared(
-    backend: Any, compile_bpf: Any, request: pytest.FixtureRequest
-) -> None:
+def test_perf_padding_is_not_cleared(backend: Any, compile_bpf: Any) -> None:
     """The kernel skips over a sample's padding without writing it (Linux 6.18's
     perf_output_sample): once the ring has wrapped, the padding shows older bytes."""
-    sim_xfail(request, backend, "netbpf.maps.perf.PerfEventBuffer pads samples with zeros")
     with load(backend, compile_bpf, "consumer_perf.c") as coll:
         p = Perf(coll)
         pb = coll.perf_buffer("lossy", page_cnt=1)
@@ -473,7 +452,7 @@ def observe_ringbuf(backend: Any, compile_bpf: Any) -> list[Any]:
     with load(backend, compile_bpf, "consumer_ringbuf.c") as coll:
         rb = Rb(coll)
         for i in range(90):
-            op = (0, 1, 2, 3, 4, 0, 4, 5)[i % 8]
+            op = (0, 1, 2, 3, 4, 0, 6, 5)[i % 8]  # 6: unwritten bytes show the old ring
             obs.append(["rc", op, rb.run(op, (i * 37) & 0xFF, 20 + (i * 13) % 200)])
             if i % 9 == 8:
                 obs.append(["tc", rb.tc(30 + i)])
@@ -513,8 +492,8 @@ def observe_perf(backend: Any, compile_bpf: Any) -> list[Any]:
 
 
 def vars_of(p: Perf, r: PerfSample | PerfLost) -> list[Any]:
-    if isinstance(r, PerfSample):
-        return [r.cpu, *p.unpadded(r.data)]
+    if isinstance(r, PerfSample):  # padding included: the older bytes the kernel left
+        return [r.cpu, *p.unpadded(r.data), r.data.hex()]
     return [r.cpu, r.count]
 
 

@@ -10,9 +10,13 @@ the consumer reads committed records in order.  Modelled as in the kernel:
 - reserve fails (NULL) when the record is larger than the ring, when the producer would
   get ``>= ring size`` bytes ahead of the consumer, or ahead of the oldest record still
   being written; ``flags`` must be 0.
-- the kernel maps the data pages twice so a record crossing the end of the ring is
-  contiguous; the simulator's data region is twice the ring size for the same reason
-  and folds the wrapped part back to the start when the record is committed.
+- the kernel maps the data pages twice, back to back, so a record crossing the end
+  of the ring is contiguous: offset ``size + i`` *is* offset ``i``.  The simulator
+  keeps one ``size``-byte ring and gives programs a :class:`RingBufRegion` of twice
+  that size whose offsets are taken modulo the ring size, so a wrapped record is
+  contiguous for the program and every byte it writes past the end lands at the
+  ring's start at once (nothing is copied on commit); bytes it leaves alone show what
+  the start of the ring holds, as on the kernel.
 - submit/discard/output flags: BPF_RB_NO_WAKEUP suppresses, BPF_RB_FORCE_WAKEUP forces
   the consumer wakeup; otherwise a wakeup happens when the committed record is the one
   the consumer waits for (:attr:`RingBufMap.wakeups` counts them).  bpf_ringbuf_output
@@ -57,14 +61,78 @@ RINGBUF_PGOFF = 3
 
 
 class RingBufRegion(Region):
-    """The ring's data pages as programs see them (twice the ring size: the kernel's
-    double mapping).  Knows its map, so helpers can resolve a record pointer."""
+    """The ring's data pages as programs see them: the kernel's double mapping.
 
-    __slots__ = ("map",)
+    ``buf`` is the ring itself (``size`` bytes, the map's ``data``); the region spans
+    ``[0, 2 * size)`` and offset ``o`` means ring byte ``o mod size``, as the kernel's
+    second mapping of the same pages does.  A record that starts near the end is one
+    contiguous range of the region, so programs address it like any other memory, yet
+    there is only one copy of every byte.
+
+    Why this design and not a buffer of twice the size kept in sync on every store:
+    with one storage there is no second copy that can go stale -- the map's own
+    writes (record headers, ``bpf_ringbuf_output``), the program's stores and the
+    consumer's reads all see the same bytes with nothing to mirror or fold back, just
+    as in the kernel.  The price is that ``buf`` is shorter than ``hi``, so this
+    region cannot take the VM's inline fast path for plain :class:`Region`\\ s; the
+    accessors call :meth:`load` / :meth:`store` (as for every Region subclass), which
+    translate the offset and split an access that crosses the end.  Code must not
+    index ``buf`` with region offsets directly.
+
+    Knows its map, so helpers can resolve a record pointer."""
+
+    __slots__ = ("_mask", "_size", "map")
 
     def __init__(self, m: RingBufMap, buf: bytearray) -> None:
-        super().__init__(f"ringbuf {m.name!r} data", buf, kind="ringbuf")
+        super().__init__(f"ringbuf {m.name!r} data", buf, kind="ringbuf", hi=2 * len(buf))
         self.map = m
+        self._size = len(buf)
+        self._mask = len(buf) - 1
+
+    def get(self, off: int, n: int) -> bytes:
+        """``n`` bytes at region offset ``off`` (any offset: taken modulo the ring)."""
+        o = off & self._mask
+        buf = self.buf
+        if o + n <= self._size:
+            return bytes(buf[o : o + n])
+        parts = [bytes(buf[o:])]
+        left = n - (self._size - o)
+        while left > 0:
+            k = min(left, self._size)
+            parts.append(bytes(buf[:k]))
+            left -= k
+        return b"".join(parts)
+
+    def put(self, off: int, data: bytes) -> None:
+        """Write ``data`` at region offset ``off`` (any offset: taken modulo the ring).
+        A write longer than the ring leaves its last ``size`` bytes, as a store
+        through the double mapping would."""
+        o = off & self._mask
+        if o + len(data) <= self._size:
+            self.buf[o : o + len(data)] = data
+            return
+        i = 0
+        while i < len(data):
+            k = min(len(data) - i, self._size - o)
+            self.buf[o : o + k] = data[i : i + k]
+            i += k
+            o = 0
+
+    def load(self, off: int, size: int) -> int:
+        self._check(off, size, False)
+        return int.from_bytes(self.get(off, size), "little")
+
+    def store(self, off: int, size: int, value: int) -> None:
+        self._check(off, size, True)
+        self.put(off, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+
+    def read(self, off: int, size: int) -> bytes:
+        self._check(off, size, False)
+        return self.get(off, size)
+
+    def write(self, off: int, data: bytes) -> None:
+        self._check(off, len(data), True)
+        self.put(off, data)
 
 
 class RingBufMap(Map):
@@ -83,14 +151,15 @@ class RingBufMap(Map):
                 "a ring buffer has key_size 0, value_size 0 and a power-of-2, page-multiple "
                 "max_entries",
             )
-        if 2 * n > MAX_SIM_ALLOC:
+        if 2 * n > MAX_SIM_ALLOC:  # the doubled view must fit one region's slot
             raise _Errno(_errno.ENOMEM, "ring too large for the simulator")
 
     def __init__(self, spec: MapSpec, *, ncpus: int) -> None:
         super().__init__(spec, ncpus=ncpus)
         self.size = self.max_entries
         self.mask = self.size - 1
-        self.data = bytearray(2 * self.size)
+        #: the ring's data pages (once; :class:`RingBufRegion` is the doubled view)
+        self.data = bytearray(self.size)
         self.region = RingBufRegion(self, self.data)
         self.consumer_pos = 0
         self.producer_pos = 0
@@ -144,10 +213,6 @@ class RingBufMap(Map):
                 f"ring buffer record at {hdr:#x} of {self.name!r} was already submitted or "
                 "discarded"
             )
-        size = hl & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)
-        end = data_off + size
-        if end > self.size:  # fold the part written through the second mapping
-            self.data[0 : end - self.size] = self.data[self.size : end]
         new_len = hl ^ BPF_RINGBUF_BUSY_BIT
         if discard:
             new_len |= BPF_RINGBUF_DISCARD_BIT
@@ -164,7 +229,7 @@ class RingBufMap(Map):
         off = self.reserve(len(data))
         if off < 0:
             return -_errno.EAGAIN
-        self.data[off : off + len(data)] = data
+        self.region.put(off, data)
         self.commit(off, flags, discard=False)
         return 0
 
@@ -185,11 +250,7 @@ class RingBufMap(Map):
 
     # -- consumer side (libbpf's ring_buffer)
     def _read(self, pos: int, n: int) -> bytes:
-        o = pos & self.mask
-        if o + n <= self.size:
-            return bytes(self.data[o : o + n])
-        k = self.size - o
-        return bytes(self.data[o : self.size]) + bytes(self.data[0 : n - k])
+        return self.region.get(pos, n)
 
     def consume(self, callback: Callable[[bytes], Any] | None = None) -> list[bytes]:
         """Read every committed record (discarded ones are skipped), advancing the
