@@ -108,7 +108,7 @@ class PerfBufferReader(Protocol):
       ``(cpu, data)``; ``data`` is the raw sample as the kernel stores it, padded so
       that the 4-byte size plus data is a multiple of 8 (libbpf hands callbacks the
       same bytes).  The padding is not part of what the program wrote: the kernel
-      (6.18) skips over it, leaving older ring bytes there; the simulator's is zero.
+      (6.18) skips over it, leaving older ring bytes there, and so does the simulator.
       Lost-sample records found on the way are added to ``lost`` / ``lost_by_cpu``.
     * ``consume_records()``: the same records as :class:`~netbpf.maps.perf.PerfSample`
       and :class:`~netbpf.maps.perf.PerfLost` in ring order (where the losses were).
