@@ -40,7 +40,7 @@ from netbpf.backend import Map, Program
 from netbpf.errors import MapError, NetbpfError, NotSupportedError
 from netbpf.obj.btf import Btf, Datasec, Kind
 from netbpf.obj.btf_values import TypedMap, ValueCodec, bytes_codec, value_codec
-from netbpf.obj.collection import CollectionSpec, VariableSpec
+from netbpf.obj.collection import CollectionSpec, VariableSpec, is_global_data
 from netbpf.uapi import MapType
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,12 +142,6 @@ class ConsumerFactory(Protocol):
     def perf_buffer(
         self, m: Map, name: str, *, page_cnt: int, cpus: Iterable[int] | None
     ) -> PerfBufferReader: ...
-
-
-def is_global_data(mspec: Any) -> bool:
-    """Whether a MapSpec stands for a global-data section (``.data``, ``.rodata``,
-    ``.bss``, ``.data.*``, ``.rodata.*``) rather than a declared map."""
-    return "section" in mspec.extra
 
 
 def map_btf_ids(btf: Btf | None, mspec: Any) -> tuple[int, int]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,7 @@ from netbpf.errors import (
 )
 from netbpf.kernel import probe as _probe
 from netbpf.kernel import syscall as _sys
+from netbpf.obj.naming import sanitize_name
 from netbpf.obj.spec import ProgramSpec
 from netbpf.uapi import CTX_LAYOUTS, MapType, ProgramType
 from netbpf.uapi.sections import match_section
@@ -84,15 +84,6 @@ _ERRNO_HINTS: dict[int, str] = {
     _errno.EFAULT: "the kernel could not access the buffers",
     _errno.ENOMEM: "the kernel could not allocate the test packet",
 }
-
-_NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
-
-
-def sanitize_name(name: str) -> str:
-    """A program/map name the kernel accepts: only ``[A-Za-z0-9_.]`` (others become
-    ``_``) and at most 15 characters (BPF_OBJ_NAME_LEN - 1).  The kernel refuses
-    anything else with EINVAL, so libbpf-style names like ``xdp/prog`` must be fixed."""
-    return _NAME_OK.sub("_", name)[:15]
 
 
 def program_load_flags(spec: ProgramSpec) -> int:

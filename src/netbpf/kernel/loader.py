@@ -34,7 +34,6 @@ import errno as _errno
 import os
 import struct
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netbpf.collection import Collection, is_global_data, map_btf_ids
@@ -45,6 +44,7 @@ from netbpf.kernel.ringbuf import KernelRingBuffer
 from netbpf.maps.constants import LIBBPF_PIN_BY_NAME
 from netbpf.obj.btf import POISON_IMM, apply_core_relocation, compute_core_relocation
 from netbpf.obj.collection import CollectionSpec, map_contents
+from netbpf.obj.naming import internal_map_name, kernel_map_name, object_name, sanitize_name
 from netbpf.obj.spec import ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, MapType
 
@@ -59,7 +59,6 @@ from netbpf.kernel import syscall as _sys
 __all__ = ["DEFAULT_PIN_PATH", "internal_map_name", "load_collection", "object_name"]
 
 DEFAULT_PIN_PATH = "/sys/fs/bpf"
-_OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, NUL included
 _LD_IMM64 = 0x18
 _BPF_F_RDONLY_PROG = 1 << 7
 _PAGE_SIZE = 4096
@@ -86,32 +85,6 @@ _NO_BTF_MAP_TYPES = frozenset(
         MapType.ARENA,
     }
 )
-
-
-def object_name(spec: CollectionSpec) -> str:
-    """libbpf's object name: the file's base name up to its first dot
-    (``/x/counter.bpf.o`` -> ``counter``); ``netbpf`` for an object from bytes."""
-    if not spec.file:
-        return "netbpf"
-    return Path(spec.file).name.split(".", 1)[0] or "netbpf"
-
-
-def _sanitize(name: str) -> str:
-    return "".join(c if c.isascii() and (c.isalnum() or c in "_.") else "_" for c in name)
-
-
-def internal_map_name(obj_name: str, section: str) -> str:
-    """The kernel name of a global-data map, libbpf's rule: the section name
-    (counted as at least 7 characters, at most 15) after as much of the object
-    name as still fits in 15 characters — ``counter.rodata``, ``my_objec.bss``;
-    custom sections with a second dot (``.data.stats``) get no object prefix.  Then
-    characters the kernel refuses become ``_``."""
-    sfx_len = min(max(7, len(section)), _OBJ_NAME_LEN - 1)
-    if "." in section[1:]:
-        pfx_len = 0
-    else:
-        pfx_len = min(_OBJ_NAME_LEN - sfx_len - 1, len(obj_name))
-    return _sanitize(obj_name[:pfx_len] + section[:sfx_len])
 
 
 def _ringbuf_size(size: int) -> int:
@@ -230,11 +203,6 @@ class _Loader:
         return self._strings.get(s, -1)
 
     # -- maps --------------------------------------------------------------------------
-    def _kernel_name(self, name: str, mspec: Any) -> str:
-        if is_global_data(mspec):
-            return internal_map_name(self.obj_name, mspec.extra.get("section", name))
-        return _sanitize(name)[: _OBJ_NAME_LEN - 1]
-
     def _max_entries(self, mspec: Any) -> int:
         if mspec.type == MapType.PERF_EVENT_ARRAY and mspec.max_entries == 0:
             return _sys.possible_cpus()
@@ -243,7 +211,7 @@ class _Loader:
         return mspec.max_entries
 
     def _create_map(self, name: str, mspec: Any, *, template: bool = False) -> KernelMap:
-        kname = self._kernel_name(name, mspec)
+        kname = kernel_map_name(name, mspec, obj_name=self.obj_name)
         max_entries = self._max_entries(mspec)
         pin = None
         if mspec.pinning == LIBBPF_PIN_BY_NAME and not template:
@@ -444,7 +412,7 @@ class _Loader:
         return finfo, b"".join(lines)
 
     def _load_program(self, pspec: ProgramSpec) -> KernelProgram:
-        from netbpf.kernel.backend import KernelProgram, program_load_flags, sanitize_name
+        from netbpf.kernel.backend import KernelProgram, program_load_flags
 
         insns = self._patched(pspec)
         finfo, linfo = self._ext_info(pspec)

@@ -36,7 +36,14 @@ from netbpf.obj.spec import FuncInfo, LineInfo, MapReloc, ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, MapType, ProgramType
 from netbpf.uapi.sections import match_section
 
-__all__ = ["CollectionSpec", "VariableSpec", "load_collection_spec", "map_contents", "map_data"]
+__all__ = [
+    "CollectionSpec",
+    "VariableSpec",
+    "is_global_data",
+    "load_collection_spec",
+    "map_contents",
+    "map_data",
+]
 
 _LD_IMM64 = 0x18
 _CALL = 0x85
@@ -108,6 +115,12 @@ class VariableSpec:
         self._collection.maps[self.map] = mspec.with_(
             extra={**mspec.extra, "contents": ((0, bytes(data)),)}
         )
+
+
+def is_global_data(mspec: Any) -> bool:
+    """Whether a MapSpec stands for a global-data section (``.data``, ``.rodata``,
+    ``.bss``, ``.data.*``, ``.rodata.*``) rather than a declared map."""
+    return "section" in mspec.extra
 
 
 def map_contents(mspec: Any) -> tuple[tuple[int, Any], ...]:

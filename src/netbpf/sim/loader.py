@@ -45,12 +45,10 @@ import struct
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from netbpf.collection import Collection, is_global_data
+from netbpf.collection import Collection
 from netbpf.errors import ObjectError, PinError
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
-from netbpf.kernel.backend import sanitize_name
-from netbpf.kernel.loader import internal_map_name, object_name
 from netbpf.maps import (
     LIBBPF_PIN_BY_NAME,
     ArrayMap,
@@ -62,6 +60,7 @@ from netbpf.maps import Map as SimMap
 from netbpf.obj.btf import apply_core_relocation, compute_core_relocation
 from netbpf.obj.btf_maps import spin_lock_offset
 from netbpf.obj.collection import CollectionSpec, map_contents
+from netbpf.obj.naming import kernel_map_name, object_name
 from netbpf.obj.spec import ProgramSpec
 from netbpf.sim.consumers import SimConsumers
 from netbpf.sim.maps import SimMapHandle
@@ -146,17 +145,10 @@ class _Loader:
                 return mspec.with_(max_entries=size)
         return mspec
 
-    def _kernel_name(self, name: str, mspec: MapSpec) -> str:
-        """The name the kernel backend gives the map (libbpf's rules), which
-        ``info().name`` reports on both backends."""
-        if is_global_data(mspec):
-            return internal_map_name(object_name(self.spec), mspec.extra.get("section", name))
-        return sanitize_name(name)
-
     def _create_map(self, name: str, mspec: MapSpec) -> SimMapHandle:
         eff = self._effective_spec(mspec)
         pin = None
-        kname = self._kernel_name(name, mspec)
+        kname = kernel_map_name(name, mspec, obj_name=object_name(self.spec))
         if mspec.pinning == LIBBPF_PIN_BY_NAME:
             pin = posixpath.join(self.pin_path, name)
             if pin in self.backend.pins:
