@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from netbpf.backend import TestRunResult
+from netbpf.backend import MapHandle, TestRunResult
 from netbpf.errors import (
     KernelError,
     KernelUnavailable,
@@ -222,7 +223,7 @@ _PERCPU = frozenset(
 )
 
 
-class KernelMap:
+class KernelMap(MapHandle):
     """A kernel map accessed by raw bytes through bpf().
 
     Keys and values are ``bytes`` of exactly ``key_size`` / ``value_size`` (checked:
@@ -230,7 +231,9 @@ class KernelMap:
     move every CPU's value at once: ``round_up(value_size, 8) * possible_cpus`` bytes,
     see :attr:`value_size_raw`.  ``flags`` on updates are the kernel's BPF_ANY (0),
     BPF_NOEXIST (1), BPF_EXIST (2), BPF_F_LOCK (4).  Errors are the typed map errors:
-    MapKeyNotFoundError (ENOENT), MapKeyExistsError (EEXIST), MapFullError (E2BIG)."""
+    MapKeyNotFoundError (ENOENT), MapKeyExistsError (EEXIST), MapFullError (E2BIG).
+    The argument conventions and the derived operations are
+    :class:`netbpf.backend.MapHandle`'s; here are the bpf() calls."""
 
     def __init__(
         self,
@@ -250,7 +253,8 @@ class KernelMap:
         self.max_entries = max_entries
         self.flags = flags
         self.name = name
-        if map_type in _PERCPU:
+        self._percpu = map_type in _PERCPU
+        if self._percpu:
             self.value_size_raw = ((value_size + 7) // 8 * 8) * _sys.possible_cpus()
         else:
             self.value_size_raw = value_size
@@ -263,31 +267,7 @@ class KernelMap:
     def closed(self) -> bool:
         return self._fd.closed
 
-    # -- checks and errors
-    def _what(self) -> str:
-        return (
-            f"{self.map_type.name} map '{self.name}'" if self.name else f"{self.map_type.name} map"
-        )
-
-    def _key(self, key: bytes) -> bytes:
-        key = bytes(key)
-        if len(key) != self.key_size:
-            raise MapError(
-                f"{self._what()}: key is {len(key)} bytes, the map's key_size is {self.key_size}",
-                errno=_errno.EINVAL,
-            )
-        return key
-
-    def _value(self, value: bytes) -> bytes:
-        value = bytes(value)
-        if len(value) != self.value_size_raw:
-            what = "per-CPU value (all CPUs)" if self.map_type in _PERCPU else "value"
-            raise MapError(
-                f"{self._what()}: {what} is {len(value)} bytes, expected {self.value_size_raw}",
-                errno=_errno.EINVAL,
-            )
-        return value
-
+    # -- errors
     def _error(self, e: KernelError, op: str, key: bytes | None) -> MapError:
         where = f"{self._what()}: {op}" + (f" key {key.hex()}" if key is not None else "")
         if e.errno == _errno.ENOENT:
@@ -302,100 +282,47 @@ class KernelMap:
             f"{where}: {_sys.errno_name(e.errno)}: {os.strerror(e.errno)}", errno=e.errno
         )
 
-    # -- element operations
-    def lookup(self, key: bytes, *, flags: int = 0) -> bytes:
-        key = self._key(key)
+    @contextmanager
+    def _bpf(self, op: str, key: bytes | None = None) -> Iterator[None]:
+        """Turn a failed bpf() call into the typed map error naming ``op`` and ``key``."""
         try:
+            yield
+        except KernelError as e:
+            raise self._error(e, op, key) from None
+
+    # -- the bpf() calls behind MapHandle's operations
+    def _lookup(self, key: bytes, flags: int) -> bytes:
+        with self._bpf("lookup", key):
             return _sys.map_lookup_elem(self.fd, key, self.value_size_raw, flags=flags)
-        except KernelError as e:
-            raise self._error(e, "lookup", key) from None
 
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        try:
-            return self.lookup(key)
-        except MapKeyNotFoundError:
-            return default
-
-    def update(self, key: bytes, value: bytes, *, flags: int = 0) -> None:
-        key, value = self._key(key), self._value(value)
-        try:
+    def _update(self, key: bytes, value: bytes, flags: int) -> None:
+        with self._bpf("update", key):
             _sys.map_update_elem(self.fd, key, value, flags=flags)
-        except KernelError as e:
-            raise self._error(e, "update", key) from None
 
-    def delete(self, key: bytes) -> None:
-        key = self._key(key)
-        try:
+    def _delete(self, key: bytes) -> None:
+        with self._bpf("delete", key):
             _sys.map_delete_elem(self.fd, key)
-        except KernelError as e:
-            raise self._error(e, "delete", key) from None
 
-    def lookup_and_delete(self, key: bytes, *, flags: int = 0) -> bytes:
-        key = self._key(key)
-        try:
+    def _lookup_and_delete(self, key: bytes, flags: int) -> bytes:
+        with self._bpf("lookup_and_delete", key):
             return _sys.map_lookup_and_delete_elem(self.fd, key, self.value_size_raw, flags=flags)
-        except KernelError as e:
-            raise self._error(e, "lookup_and_delete", key) from None
 
-    def next_key(self, key: bytes | None = None) -> bytes | None:
-        """The key after ``key`` in the kernel's order (None: the first), or None."""
-        if key is not None:
-            key = self._key(key)
-        try:
+    def _next_key(self, key: bytes | None) -> bytes | None:
+        with self._bpf("get_next_key", key):
             return _sys.map_get_next_key(self.fd, key, self.key_size)
-        except KernelError as e:
-            raise self._error(e, "get_next_key", key) from None
 
-    def keys(self) -> Iterator[bytes]:
-        key = self.next_key(None)
-        while key is not None:
-            yield key
-            key = self.next_key(key)
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs; a key deleted while iterating is skipped."""
-        for key in self.keys():
-            value = self.get(key)
-            if value is not None:
-                yield key, value
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.keys()
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, bytes | bytearray) and self.get(bytes(key)) is not None
-
-    def __getitem__(self, key: bytes) -> bytes:
-        return self.lookup(key)
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.update(key, value)
-
-    def __delitem__(self, key: bytes) -> None:
-        self.delete(key)
-
-    # -- queue / stack (no key)
-    def push(self, value: bytes, *, flags: int = 0) -> None:
-        """Queue/stack push (BPF_EXIST as flags overwrites the oldest when full)."""
-        value = self._value(value)
-        try:
+    def _push(self, value: bytes, flags: int) -> None:
+        with self._bpf("push"):
             _sys.map_update_elem(self.fd, None, value, flags=flags)
-        except KernelError as e:
-            raise self._error(e, "push", None) from None
 
-    def pop(self) -> bytes:
-        try:
+    def _pop(self) -> bytes:
+        with self._bpf("pop"):
             return _sys.map_lookup_and_delete_elem(self.fd, None, self.value_size_raw)
-        except KernelError as e:
-            raise self._error(e, "pop", None) from None
 
-    def peek(self) -> bytes:
-        try:
+    def _peek(self) -> bytes:
+        with self._bpf("peek"):
             return _sys.map_lookup_elem(self.fd, None, self.value_size_raw)
-        except KernelError as e:
-            raise self._error(e, "peek", None) from None
 
-    # -- batches
     def lookup_batch(
         self, *, count: int = 256, delete: bool = False, flags: int = 0
     ) -> list[tuple[bytes, bytes]]:
@@ -425,11 +352,8 @@ class KernelMap:
             if token is None:
                 return out
 
-    def update_batch(self, items: Iterable[tuple[bytes, bytes]], *, flags: int = 0) -> None:
-        pairs = [(self._key(k), self._value(v)) for k, v in items]
-        if not pairs:
-            return
-        try:
+    def _update_batch(self, pairs: list[tuple[bytes, bytes]], flags: int) -> None:
+        with self._bpf("update_batch"):
             _sys.map_update_batch(
                 self.fd,
                 b"".join(k for k, _ in pairs),
@@ -437,26 +361,17 @@ class KernelMap:
                 len(pairs),
                 elem_flags=flags,
             )
-        except KernelError as e:
-            raise self._error(e, "update_batch", None) from None
 
-    def delete_batch(self, keys: Iterable[bytes]) -> None:
-        ks = [self._key(k) for k in keys]
-        if not ks:
-            return
-        try:
-            _sys.map_delete_batch(self.fd, b"".join(ks), len(ks))
-        except KernelError as e:
-            raise self._error(e, "delete_batch", None) from None
+    def _delete_batch(self, keys: list[bytes]) -> None:
+        with self._bpf("delete_batch"):
+            _sys.map_delete_batch(self.fd, b"".join(keys), len(keys))
 
     # -- whole map
     def freeze(self) -> None:
         """No more writes from user space (programs may still write unless the map was
         created with BPF_F_RDONLY_PROG)."""
-        try:
+        with self._bpf("freeze"):
             _sys.map_freeze(self.fd)
-        except KernelError as e:
-            raise self._error(e, "freeze", None) from None
 
     def info(self) -> _sys.MapInfo:
         return _sys.map_info(self.fd)
@@ -466,19 +381,6 @@ class KernelMap:
 
     def close(self) -> None:
         self._fd.close()
-
-    def __enter__(self) -> KernelMap:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else f"fd={self._fd.fileno()}"
-        return (
-            f"<KernelMap {self.name!r} {self.map_type.name} key={self.key_size} "
-            f"value={self.value_size} max_entries={self.max_entries} {state}>"
-        )
 
 
 def _map_type(value: MapType | str | int) -> MapType:

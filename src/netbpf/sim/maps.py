@@ -10,7 +10,8 @@ its own lifetime.
 
 * Keys are ``bytes(key)`` of exactly ``key_size``, values of exactly
   ``value_size_raw`` (per-CPU maps: ``round_up(value_size, 8) * ncpus`` packed bytes,
-  CPU 0 first) -- else MapError(EINVAL), as KernelMap checks before calling bpf().
+  CPU 0 first) -- else MapError(EINVAL), as KernelMap checks before calling bpf()
+  (both handles inherit these checks from :class:`netbpf.backend.MapHandle`).
 * Results are ``bytes`` (per-CPU values packed), batches return lists and
   ``update_batch``/``delete_batch`` return None; ``flags`` are keyword-only.
 * Errors are the typed map errors with the kernel's errno, raised by the simulated
@@ -28,11 +29,12 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from netbpf.errors import MapError, MapKeyNotFoundError
+from netbpf.backend import MapHandle
+from netbpf.errors import MapError
 from netbpf.maps import Map as SimMap
 from netbpf.maps import MapInfo
 from netbpf.uapi import MapType
@@ -45,8 +47,10 @@ __all__ = ["SimMapHandle"]
 _T = TypeVar("_T")
 
 
-class SimMapHandle:
-    """A user-space handle (an "fd") on a simulated map; see the module docstring."""
+class SimMapHandle(MapHandle):
+    """A user-space handle (an "fd") on a simulated map; see the module docstring.  The
+    argument conventions and the derived operations are
+    :class:`netbpf.backend.MapHandle`'s; here are the calls into the simulated map."""
 
     def __init__(
         self,
@@ -67,6 +71,7 @@ class SimMapHandle:
         #: per-CPU maps: how many CPUs' values one user-space buffer holds
         self.ncpus = m.ncpus if m.percpu else 1
         self.value_size_raw = m.value_size_raw
+        self._percpu = m.percpu
         self._backend = backend
         self._kernel_name = kernel_name
         self._on_close = on_close
@@ -91,25 +96,6 @@ class SimMapHandle:
             raise MapError(f"{self._what()}: {op}: the map is closed", errno=_errno.EBADF)
         return self.map
 
-    def _key(self, key: bytes) -> bytes:
-        key = bytes(key)
-        if len(key) != self.key_size:
-            raise MapError(
-                f"{self._what()}: key is {len(key)} bytes, the map's key_size is {self.key_size}",
-                errno=_errno.EINVAL,
-            )
-        return key
-
-    def _value(self, value: bytes) -> bytes:
-        value = bytes(value)
-        if len(value) != self.value_size_raw:
-            what = "per-CPU value (all CPUs)" if self.map.percpu else "value"
-            raise MapError(
-                f"{self._what()}: {what} is {len(value)} bytes, expected {self.value_size_raw}",
-                errno=_errno.EINVAL,
-            )
-        return value
-
     @staticmethod
     def _bytes(value: Any) -> bytes:
         """A simulated map's value as bpf() returns it (per-CPU lists packed)."""
@@ -120,78 +106,33 @@ class SimMapHandle:
     def _call(self, op: str, fn: Callable[[SimMap], _T]) -> _T:
         return fn(self._live(op))
 
-    # -- element operations ---------------------------------------------------------------
-    def lookup(self, key: bytes, *, flags: int = 0) -> bytes:
-        key = self._key(key)
+    # -- the simulated map's operations behind MapHandle's ------------------------------------
+    def _lookup(self, key: bytes, flags: int) -> bytes:
         return self._bytes(self._call("lookup", lambda m: m.lookup(key, flags=flags)))
 
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        try:
-            return self.lookup(key)
-        except MapKeyNotFoundError:
-            return default
-
-    def update(self, key: bytes, value: bytes, *, flags: int = 0) -> None:
-        key, value = self._key(key), self._value(value)
+    def _update(self, key: bytes, value: bytes, flags: int) -> None:
         self._call("update", lambda m: m.update(key, value, flags))
 
-    def delete(self, key: bytes) -> None:
-        key = self._key(key)
+    def _delete(self, key: bytes) -> None:
         self._call("delete", lambda m: m.delete(key))
 
-    def lookup_and_delete(self, key: bytes, *, flags: int = 0) -> bytes:
-        key = self._key(key)
+    def _lookup_and_delete(self, key: bytes, flags: int) -> bytes:
         return self._bytes(
             self._call("lookup_and_delete", lambda m: m.lookup_and_delete(key, flags=flags))
         )
 
-    def next_key(self, key: bytes | None = None) -> bytes | None:
-        """The key after ``key`` in the map's order (None: the first), or None."""
-        if key is not None:
-            key = self._key(key)
+    def _next_key(self, key: bytes | None) -> bytes | None:
         return self._call("get_next_key", lambda m: m.get_next_key(key))
 
-    def keys(self) -> Iterator[bytes]:
-        key = self.next_key(None)
-        while key is not None:
-            yield key
-            key = self.next_key(key)
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs; a key deleted while iterating is skipped."""
-        for key in self.keys():
-            value = self.get(key)
-            if value is not None:
-                yield key, value
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.keys()
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, bytes | bytearray) and self.get(bytes(key)) is not None
-
-    def __getitem__(self, key: bytes) -> bytes:
-        return self.lookup(key)
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.update(key, value)
-
-    def __delitem__(self, key: bytes) -> None:
-        self.delete(key)
-
-    # -- queue / stack (no key) -------------------------------------------------------------
-    def push(self, value: bytes, *, flags: int = 0) -> None:
-        """Queue/stack push (BPF_EXIST as flags overwrites the oldest when full)."""
-        value = self._value(value)
+    def _push(self, value: bytes, flags: int) -> None:
         self._call("push", lambda m: m.push(value, flags))
 
-    def pop(self) -> bytes:
+    def _pop(self) -> bytes:
         return self._bytes(self._call("pop", lambda m: m.pop()))
 
-    def peek(self) -> bytes:
+    def _peek(self) -> bytes:
         return self._bytes(self._call("peek", lambda m: m.peek()))
 
-    # -- batches ----------------------------------------------------------------------------
     def lookup_batch(
         self, *, count: int = 256, delete: bool = False, flags: int = 0
     ) -> list[tuple[bytes, bytes]]:
@@ -201,17 +142,11 @@ class SimMapHandle:
         )
         return [(bytes(k), self._bytes(v)) for k, v in got]
 
-    def update_batch(self, items: Iterable[tuple[bytes, bytes]], *, flags: int = 0) -> None:
-        pairs = [(self._key(k), self._value(v)) for k, v in items]
-        if not pairs:
-            return
+    def _update_batch(self, pairs: list[tuple[bytes, bytes]], flags: int) -> None:
         self._call("update_batch", lambda m: m.update_batch(pairs, flags=flags))
 
-    def delete_batch(self, keys: Iterable[bytes]) -> None:
-        ks = [self._key(k) for k in keys]
-        if not ks:
-            return
-        self._call("delete_batch", lambda m: m.delete_batch(ks))
+    def _delete_batch(self, keys: list[bytes]) -> None:
+        self._call("delete_batch", lambda m: m.delete_batch(keys))
 
     # -- whole map ----------------------------------------------------------------------------
     def freeze(self) -> None:
@@ -239,16 +174,3 @@ class SimMapHandle:
             self._backend.resolver.close_fd(self._fd)
             if self._on_close is not None:
                 self._on_close()
-
-    def __enter__(self) -> SimMapHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"fd={self._fd}"
-        return (
-            f"<SimMapHandle {self.name!r} {self.map_type.name} key={self.key_size} "
-            f"value={self.value_size} max_entries={self.max_entries} {state}>"
-        )
