@@ -31,14 +31,13 @@ from netbpf.errors import (
     MapFullError,
     MapKeyExistsError,
     MapKeyNotFoundError,
-    NotSupportedError,
     TestRunError,
 )
 from netbpf.kernel import probe as _probe
 from netbpf.kernel import syscall as _sys
 from netbpf.obj.naming import sanitize_name
 from netbpf.obj.spec import ProgramSpec
-from netbpf.uapi import CTX_LAYOUTS, MapType, ProgramType
+from netbpf.uapi import CTX_LAYOUTS, MapType, ProgramType, resolve_map_type
 from netbpf.uapi.sections import match_section
 
 if TYPE_CHECKING:
@@ -383,20 +382,6 @@ class KernelMap(MapHandle):
         self._fd.close()
 
 
-def _map_type(value: MapType | str | int) -> MapType:
-    if isinstance(value, MapType):
-        return value
-    if isinstance(value, int):
-        try:
-            return MapType(value)
-        except ValueError:
-            raise NotSupportedError(f"map type {value}") from None
-    key = value.upper().removeprefix("BPF_MAP_TYPE_")
-    if key in MapType.__members__:
-        return MapType[key]
-    raise NotSupportedError(f"map type {value!r}", "use a name such as 'hash' or 'array'")
-
-
 class KernelBackend:
     """Loads specs into the running kernel.  Raises KernelUnavailable, with the probe's
     reason, where bpf() cannot be used (not Linux, not root, seccomp...)."""
@@ -481,7 +466,7 @@ class KernelBackend:
         ``btf_fd`` (from BPF_BTF_LOAD) with the key/value type ids describes the
         key and value (the kernel checks the sizes match); ``numa_node`` counts only
         with BPF_F_NUMA_NODE in ``flags``."""
-        mtype = _map_type(map_type)
+        mtype = resolve_map_type(map_type)
         clean = sanitize_name(name)
         fd = _sys.map_create(
             int(mtype),

@@ -79,7 +79,7 @@ from netbpf.maps import Map as SimMap
 from netbpf.obj.spec import ProgramSpec
 from netbpf.sim.maps import SimMapHandle
 from netbpf.sim.memory import SimAddressSpace
-from netbpf.uapi import MapType, ProgramType
+from netbpf.uapi import MapType, ProgramType, resolve_map_type
 from netbpf.vm.engine import ENGINES, Executable, load_executable
 from netbpf.vm.env import HelperFn
 
@@ -208,20 +208,6 @@ class SimProgram:
         return f"<SimProgram {self.name!r} {self.prog_type.name} engine={self.executable.engine}{state}>"
 
 
-def _map_type(value: MapType | str | int) -> MapType:
-    if isinstance(value, MapType):
-        return value
-    if isinstance(value, int):
-        try:
-            return MapType(value)
-        except ValueError:
-            raise NotSupportedError(f"map type {value}") from None
-    key = value.upper().removeprefix("BPF_MAP_TYPE_")
-    if key in MapType.__members__:
-        return MapType[key]
-    raise NotSupportedError(f"map type {value!r}", "use a name such as 'hash' or 'array'")
-
-
 class _Lease:
     """What a Collection hands back to the backend when it closes: the maps it held."""
 
@@ -324,7 +310,7 @@ class SimBackend:
         HASH_OF_MAPS (its spec is copied, as the kernel copies the template's shape).
         Failures raise the kernel's errno as typed MapErrors.  The map lives until
         the handle is closed and nothing else (a pin, another map, a program) holds it."""
-        mtype = _map_type(map_type)
+        mtype = resolve_map_type(map_type)
         spec = MapSpec(
             name,
             mtype,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+from netbpf.errors import NotSupportedError
 from netbpf.uapi import _generated as _g
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ProgramType",
     "XdpAction",
     "ctx_field",
+    "resolve_map_type",
 ]
 
 
@@ -40,6 +42,24 @@ BpfCmd = _enum("BpfCmd", _g.BPF_CMD, "BPF_")
 BpfCmd.__doc__ = "enum bpf_cmd: the bpf() syscall commands."
 XdpAction = _enum("XdpAction", _g.XDP_ACTIONS, "XDP_")
 XdpAction.__doc__ = "enum xdp_action: what an XDP program returns."
+
+
+def resolve_map_type(value: MapType | str | int) -> MapType:
+    """A :class:`MapType` from the enum, its number, or its name (``"hash"``,
+    ``"LRU_HASH"``, ``"BPF_MAP_TYPE_ARRAY"``): how both backends' ``create_map`` take
+    a map type.  NotSupportedError for anything else."""
+    if isinstance(value, MapType):
+        return value
+    if isinstance(value, int):
+        try:
+            return MapType(value)
+        except ValueError:
+            raise NotSupportedError(f"map type {value}") from None
+    key = value.upper().removeprefix("BPF_MAP_TYPE_")
+    if key in MapType.__members__:
+        return MapType[key]
+    raise NotSupportedError(f"map type {value!r}", "use a name such as 'hash' or 'array'")
+
 
 HELPER_IDS: dict[str, int] = dict(_g.HELPER_IDS)
 HELPER_NAMES: dict[int, str] = {v: k for k, v in _g.HELPER_IDS.items()}
