@@ -197,8 +197,9 @@ _CLASS_TABLE: tuple[tuple[str, str], ...] = (
     (r"Unreleased reference|reference leak|leaks? (?:ref|reference)", "ref_leak"),
     (r"release|reference has not been acquired|acquired reference", "ref_invalid"),
     (
-        r"unknown func|invalid func unknown#|GPL-restricted|cannot (?:use|call) helper|helper call is not allowed|not allowed in "
-        r"this program|helper .* not allowed|calling kernel function .* not allowed|"
+        r"unknown func|invalid func unknown#|GPL-restricted|cannot (?:use|call) helper|"
+        r"helper call is not allowed|not allowed in this program|"
+        r"helper (?!access to the packet).* not allowed|calling kernel function .* not allowed|"
         r"only read is supported|unknown opcode 85|program of this type cannot use",
         "helper_not_allowed",
     ),
