@@ -33,14 +33,15 @@ The spec is never changed by loading or by writing variables of the collection.
 from __future__ import annotations
 
 import errno as _errno
+import struct
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from netbpf.backend import Map, Program
-from netbpf.errors import MapError, NetbpfError, NotSupportedError
+from netbpf.errors import MapError, NetbpfError, NotSupportedError, ObjectError
 from netbpf.obj.btf import Btf, Datasec, Kind
 from netbpf.obj.btf_values import TypedMap, ValueCodec, bytes_codec, value_codec
-from netbpf.obj.collection import CollectionSpec, VariableSpec, is_global_data
+from netbpf.obj.collection import CollectionSpec, VariableSpec, is_global_data, map_contents
 from netbpf.uapi import MapType
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,7 +53,9 @@ __all__ = [
     "PerfBufferReader",
     "RingBufferReader",
     "Variable",
+    "fill_slots",
     "is_global_data",
+    "libbpf_max_entries",
     "map_btf_ids",
 ]
 
@@ -158,6 +161,46 @@ def map_btf_ids(btf: Btf | None, mspec: Any) -> tuple[int, int]:
     if isinstance(sec, Datasec) and sec.size == mspec.value_size:
         return 0, sec.id
     return 0, 0
+
+
+_PAGE_SIZE = 4096
+
+
+def libbpf_max_entries(mspec: Any, *, ncpus: int) -> int:
+    """``max_entries`` as libbpf creates the map (both loaders follow it): a
+    PERF_EVENT_ARRAY declared with 0 gets one slot per possible CPU (``ncpus``); a
+    ring buffer's size must be a power-of-2 multiple of the page size, so a declared
+    size is rounded up to the next one."""
+    if mspec.type == MapType.PERF_EVENT_ARRAY and mspec.max_entries == 0:
+        return ncpus
+    if mspec.type == MapType.RINGBUF:
+        pages = max(1, (mspec.max_entries + _PAGE_SIZE - 1) // _PAGE_SIZE)
+        return (1 << (pages - 1).bit_length()) * _PAGE_SIZE
+    return mspec.max_entries
+
+
+def fill_slots(
+    spec: CollectionSpec, kind: str, maps: Mapping[str, Map], programs: Mapping[str, Any]
+) -> None:
+    """Write the map-in-map (``kind`` "map") or PROG_ARRAY ("prog") slots declared by
+    ``.maps`` initialisers: each slot gets the fd (a u32) of the map or program it
+    names, as libbpf does.  Both loaders call it with their live maps and programs;
+    a name the object does not define is an ObjectError."""
+    pool: Mapping[str, Any] = maps if kind == "map" else programs
+    for name, mspec in spec.maps.items():
+        for idx, value in map_contents(mspec):
+            if not isinstance(value, tuple) or value[0] != kind:
+                continue
+            target = value[1]
+            obj = pool.get(target)
+            if obj is None:
+                raise ObjectError(
+                    f"map {name!r} slot {idx} names {kind} {target!r}, which the object "
+                    "does not define",
+                    file=spec.file,
+                    section=".maps",
+                )
+            maps[name].update(idx.to_bytes(mspec.key_size, "little"), struct.pack("<I", obj.fd))
 
 
 class Variable:

@@ -36,7 +36,13 @@ import struct
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from netbpf.collection import Collection, is_global_data, map_btf_ids
+from netbpf.collection import (
+    Collection,
+    fill_slots,
+    is_global_data,
+    libbpf_max_entries,
+    map_btf_ids,
+)
 from netbpf.errors import KernelError, MapError, NetbpfError, ObjectError
 from netbpf.isa.instruction import Instruction
 from netbpf.kernel.perf import KernelPerfBuffer
@@ -61,7 +67,6 @@ __all__ = ["DEFAULT_PIN_PATH", "internal_map_name", "load_collection", "object_n
 DEFAULT_PIN_PATH = "/sys/fs/bpf"
 _LD_IMM64 = 0x18
 _BPF_F_RDONLY_PROG = 1 << 7
-_PAGE_SIZE = 4096
 
 #: Map types the kernel takes no BTF key/value description for: it answers ENOTSUPP
 #: (perf event array, devmap, cpumap, xskmap, sockmap/hash — measured on Linux 6.18)
@@ -85,13 +90,6 @@ _NO_BTF_MAP_TYPES = frozenset(
         MapType.ARENA,
     }
 )
-
-
-def _ringbuf_size(size: int) -> int:
-    """A ring buffer's size must be a power-of-2 multiple of the page size; libbpf
-    rounds a declared size up to the next one."""
-    pages = max(1, (size + _PAGE_SIZE - 1) // _PAGE_SIZE)
-    return (1 << (pages - 1).bit_length()) * _PAGE_SIZE
 
 
 class _Consumers:
@@ -144,10 +142,10 @@ class _Loader:
             self._load_btf()
             for name, mspec in self.spec.maps.items():
                 self.maps[name] = self._create_map(name, mspec)
-            self._fill_slots("map")
+            fill_slots(self.spec, "map", self.maps, self.programs)
             for name, pspec in self.spec.programs.items():
                 self.programs[name] = self._load_program(pspec)
-            self._fill_slots("prog")
+            fill_slots(self.spec, "prog", self.maps, self.programs)
         except BaseException:
             self._close_all()
             raise
@@ -203,16 +201,9 @@ class _Loader:
         return self._strings.get(s, -1)
 
     # -- maps --------------------------------------------------------------------------
-    def _max_entries(self, mspec: Any) -> int:
-        if mspec.type == MapType.PERF_EVENT_ARRAY and mspec.max_entries == 0:
-            return _sys.possible_cpus()
-        if mspec.type == MapType.RINGBUF:
-            return _ringbuf_size(mspec.max_entries)
-        return mspec.max_entries
-
     def _create_map(self, name: str, mspec: Any, *, template: bool = False) -> KernelMap:
         kname = kernel_map_name(name, mspec, obj_name=self.obj_name)
-        max_entries = self._max_entries(mspec)
+        max_entries = libbpf_max_entries(mspec, ncpus=_sys.possible_cpus())
         pin = None
         if mspec.pinning == LIBBPF_PIN_BY_NAME and not template:
             pin = os.path.join(self.pin_path, name)
@@ -335,28 +326,6 @@ class _Loader:
             flags=mspec.flags,
             name=name,
         )
-
-    def _fill_slots(self, kind: str) -> None:
-        """Write map-in-map ("map") or PROG_ARRAY ("prog") slots declared in ``.maps``."""
-        for name, mspec in self.spec.maps.items():
-            for idx, value in map_contents(mspec):
-                if not isinstance(value, tuple) or value[0] != kind:
-                    continue
-                target = value[1]
-                pool: dict[str, Any] = self.maps if kind == "map" else self.programs
-                obj = pool.get(target)
-                if obj is None:
-                    raise ObjectError(
-                        f"map {name!r} slot {idx} names {kind} {target!r}, which the object "
-                        "does not define",
-                        file=self.spec.file,
-                        section=".maps",
-                    )
-                m = self.maps[name]
-                m.update(
-                    idx.to_bytes(mspec.key_size, "little"),
-                    struct.pack("<I", obj.fd),
-                )
 
     # -- programs ----------------------------------------------------------------------
     def _patched(self, pspec: ProgramSpec) -> list[Instruction]:

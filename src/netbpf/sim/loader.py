@@ -41,11 +41,10 @@ from __future__ import annotations
 import errno as _errno
 import os
 import posixpath
-import struct
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from netbpf.collection import Collection
+from netbpf.collection import Collection, fill_slots, libbpf_max_entries
 from netbpf.errors import ObjectError, PinError
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
@@ -64,7 +63,7 @@ from netbpf.obj.naming import kernel_map_name, object_name
 from netbpf.obj.spec import ProgramSpec
 from netbpf.sim.consumers import SimConsumers
 from netbpf.sim.maps import SimMapHandle
-from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE, MapType
+from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
 from netbpf.vm.engine import load_executable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,13 +72,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["load_collection"]
 
 _LD_IMM64 = 0x18
-_PAGE_SIZE = 4096
-
-
-def _ringbuf_size(size: int) -> int:
-    """libbpf rounds a ring buffer's declared size up to a power-of-2 number of pages."""
-    pages = max(1, (size + _PAGE_SIZE - 1) // _PAGE_SIZE)
-    return (1 << (pages - 1).bit_length()) * _PAGE_SIZE
 
 
 class _Loader:
@@ -99,10 +91,10 @@ class _Loader:
         try:
             for name, mspec in self.spec.maps.items():
                 self.maps[name] = self._create_map(name, mspec)
-            self._fill_slots("map")
+            fill_slots(self.spec, "map", self.maps, self.programs)
             for name, pspec in self.spec.programs.items():
                 self.programs[name] = self._load_program(pspec)
-            self._fill_slots("prog")
+            fill_slots(self.spec, "prog", self.maps, self.programs)
         except BaseException:
             self._close_all()
             raise
@@ -137,12 +129,9 @@ class _Loader:
             off = spin_lock_offset(self.spec.btf, mspec.btf_value_type_id)
             if off is not None:
                 mspec = mspec.with_(extra={**mspec.extra, "spin_lock_off": off})
-        if mspec.type == MapType.PERF_EVENT_ARRAY and mspec.max_entries == 0:
-            return mspec.with_(max_entries=possible_cpus())
-        if mspec.type == MapType.RINGBUF:
-            size = _ringbuf_size(mspec.max_entries)
-            if size != mspec.max_entries:
-                return mspec.with_(max_entries=size)
+        max_entries = libbpf_max_entries(mspec, ncpus=possible_cpus())
+        if max_entries != mspec.max_entries:
+            return mspec.with_(max_entries=max_entries)
         return mspec
 
     def _create_map(self, name: str, mspec: MapSpec) -> SimMapHandle:
@@ -193,26 +182,6 @@ class _Loader:
             )
         self.backend._adopt(m)
         return m
-
-    def _fill_slots(self, kind: str) -> None:
-        """Write map-in-map ("map") or PROG_ARRAY ("prog") slots declared in ``.maps``."""
-        for name, mspec in self.spec.maps.items():
-            for idx, value in map_contents(mspec):
-                if not isinstance(value, tuple) or value[0] != kind:
-                    continue
-                target = value[1]
-                pool: dict[str, Any] = self.maps if kind == "map" else self.programs
-                obj = pool.get(target)
-                if obj is None:
-                    raise ObjectError(
-                        f"map {name!r} slot {idx} names {kind} {target!r}, which the object "
-                        "does not define",
-                        file=self.spec.file,
-                        section=".maps",
-                    )
-                self.maps[name].update(
-                    idx.to_bytes(mspec.key_size, "little"), struct.pack("<I", obj.fd)
-                )
 
     # -- programs ----------------------------------------------------------------------
     def _reloc_error(self, pspec: ProgramSpec, reason: str) -> ObjectError:
