@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import errno as _errno
 import socket as _socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ from netbpf.maps.constants import (
     S32_MAX,
     U32_MAX,
 )
-from netbpf.maps.handles import AF_XDP, Resolver, Socket, XdpSocket, object_id
+from netbpf.maps.handles import AF_XDP, Resolver, Socket, object_id
 from netbpf.maps.jhash import jhash
 from netbpf.maps.spec import MapSpec
 from netbpf.uapi import AttachType, MapType, ProgramType
@@ -165,10 +166,136 @@ class _ObjectMap(Map):
         return value
 
 
+class _ObjectArray(_ObjectMap):
+    """Array-indexed object slots, ``self.entries[i]`` for u32 keys below max_entries
+    (DEVMAP, CPUMAP, XSKMAP, SOCKMAP, REUSEPORT_SOCKARRAY): the checks and walks
+    their kernel update, delete and get_next_key paths share."""
+
+    entries: list[Any]
+
+    def _index(self, key: bytes, flags: int) -> int:
+        """The slot a user-space update names: flags above BPF_EXIST -> EINVAL, then an
+        index beyond max_entries -> E2BIG."""
+        i = _u32(key)
+        if flags > BPF_EXIST:
+            raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
+        if i >= self.max_entries:
+            raise _Errno(_errno.E2BIG, f"index {i} out of range (max_entries {self.max_entries})")
+        return i
+
+    @staticmethod
+    def _check_exist(old: Any, flags: int) -> None:
+        """BPF_NOEXIST on a used slot -> EEXIST, BPF_EXIST on an empty one -> ENOENT."""
+        if old is not None and flags == BPF_NOEXIST:
+            raise _Errno(_errno.EEXIST, "slot in use (BPF_NOEXIST)")
+        if old is None and flags == BPF_EXIST:
+            raise _Errno(_errno.ENOENT, "slot empty (BPF_EXIST)")
+
+    def _sys_delete(self, key: bytes) -> None:
+        """DEVMAP, CPUMAP, XSKMAP: clearing a slot never fails in range (EINVAL beyond)."""
+        i = _u32(key)
+        if i >= self.max_entries:
+            raise _Errno(_errno.EINVAL, f"index {i} out of range")
+        self.entries[i] = None
+
+    def _next_key(self, key: bytes | None) -> bytes:
+        return array_next_key(key, self.max_entries)
+
+    def _count(self) -> int:
+        return sum(1 for e in self.entries if e is not None)
+
+    def target(self, key: bytes) -> Any:
+        """The entry a redirect through ``key`` sends to (None: empty or out of range)."""
+        i = _u32(key)
+        return self.entries[i] if i < self.max_entries else None
+
+
+class _ValueArray(_ObjectArray):
+    """An object array whose slots programs read as values (DEVMAP's ifindex/prog id,
+    XSKMAP's queue_id) from ``self.store``."""
+
+    store: ValueStore
+
+    def _attach(self, mem: AddressSpace) -> None:
+        self.store.attach(mem)
+
+    def _detach(self) -> None:
+        self.store.detach()
+
+    def prog_lookup(self, key: bytes, cpu: int) -> int:
+        i = _u32(key)
+        if i >= self.max_entries or self.entries[i] is None:
+            return 0
+        return self.store.address(i)
+
+
+class _ObjectHash(_ObjectMap):
+    """Hashed object slots (DEVMAP_HASH, SOCKHASH): ``self.table`` chains keys the
+    kernel's way (bucket ``hashfn(key) & (n_buckets - 1)``, newest first) and
+    ``self.objs`` holds each slot's object."""
+
+    def _init_table(self, key_size: int, hashfn: Callable[[bytes], int]) -> None:
+        self.table = HTab(
+            key_size,
+            roundup_pow_of_two(self.max_entries),
+            self.max_entries + 1,
+            hashfn=hashfn,
+            grow=True,
+        )
+        self.objs: dict[int, Any] = {}
+        self._free: list[int] = []
+        self._fresh = 0
+
+    def _new_slot(self, old: int) -> int:
+        """A free slot for a new element (``old`` < 0) or a replacement of slot ``old``;
+        E2BIG when a new element would exceed max_entries."""
+        if old < 0 and self.table.count >= self.max_entries:
+            raise _Errno(_errno.E2BIG, f"map full ({self.max_entries} elements)")
+        if self._free:
+            return self._free.pop()
+        s = self._fresh
+        self._fresh += 1
+        self.table.ensure(s)
+        return s
+
+    def _link(self, key: bytes, old: int, s: int) -> None:
+        """Chain slot ``s`` (its object already in ``objs``) under ``key``, in place of
+        slot ``old`` when that is >= 0 (which is then freed)."""
+        t = self.table
+        if old >= 0:
+            t.replace(old, s, key)
+            self.objs.pop(old, None)
+            self._free.append(old)
+        else:
+            t.insert(s, key, t.hashfn(key))
+
+    def _sys_delete(self, key: bytes) -> None:
+        s = self.table.find(key)
+        if s < 0:
+            raise _Errno(_errno.ENOENT, "no such key")
+        self.table.remove(s)
+        self.objs.pop(s, None)
+        self._free.append(s)
+
+    def _next_key(self, key: bytes | None) -> bytes:
+        s = self.table.next_slot(key)
+        if s < 0:
+            raise _Errno(_errno.ENOENT, "no more keys")
+        return self.table.key_of(s)
+
+    def _count(self) -> int:
+        return self.table.count
+
+    def target(self, key: bytes) -> Any:
+        """The object a redirect through ``key`` sends to (None: no such key)."""
+        s = self.table.find(key)
+        return None if s < 0 else self.objs[s]
+
+
 # -- DEVMAP ---------------------------------------------------------------------------------
 
 
-class DevMap(_ObjectMap):
+class DevMap(_ValueArray):
     """BPF_MAP_TYPE_DEVMAP."""
 
     map_type = MapType.DEVMAP
@@ -247,11 +374,7 @@ class DevMap(_ObjectMap):
 
     def _sys_update(self, key: bytes | None, value: Any, flags: int) -> None:
         assert key is not None
-        i = _u32(key)
-        if flags > BPF_EXIST:
-            raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
-        if i >= self.max_entries:
-            raise _Errno(_errno.E2BIG, f"index {i} out of range (max_entries {self.max_entries})")
+        i = self._index(key, flags)
         if flags == BPF_NOEXIST:
             raise _Errno(_errno.EEXIST, "every devmap slot exists (BPF_NOEXIST)")
         self._put(i, self._make(value))
@@ -264,37 +387,8 @@ class DevMap(_ObjectMap):
             raise _Errno(_errno.ENOENT, f"slot {i} is empty")
         return self._encode(e)
 
-    def _sys_delete(self, key: bytes) -> None:
-        i = _u32(key)
-        if i >= self.max_entries:
-            raise _Errno(_errno.EINVAL, f"index {i} out of range")
-        self.entries[i] = None
 
-    def _next_key(self, key: bytes | None) -> bytes:
-        return array_next_key(key, self.max_entries)
-
-    def _count(self) -> int:
-        return sum(1 for e in self.entries if e is not None)
-
-    def target(self, key: bytes) -> tuple[NetDevice, Any] | None:
-        """The (device, program) a redirect through ``key`` sends to."""
-        i = _u32(key)
-        return self.entries[i] if i < self.max_entries else None
-
-    def _attach(self, mem: AddressSpace) -> None:
-        self.store.attach(mem)
-
-    def _detach(self) -> None:
-        self.store.detach()
-
-    def prog_lookup(self, key: bytes, cpu: int) -> int:
-        i = _u32(key)
-        if i >= self.max_entries or self.entries[i] is None:
-            return 0
-        return self.store.address(i)
-
-
-class DevMapHash(DevMap):
+class DevMapHash(_ObjectHash, DevMap):
     """BPF_MAP_TYPE_DEVMAP_HASH."""
 
     map_type = MapType.DEVMAP_HASH
@@ -306,13 +400,7 @@ class DevMapHash(DevMap):
             raise _Errno(_errno.EINVAL, "too many buckets")
 
     def _init_storage(self) -> None:
-        self.table = HTab(
-            4,
-            roundup_pow_of_two(self.max_entries),
-            self.max_entries + 1,
-            hashfn=_u32,
-            grow=True,
-        )
+        self._init_table(4, _u32)
         self.store = ValueStore(
             f"map {self.name!r}",
             self.value_size,
@@ -320,17 +408,6 @@ class DevMapHash(DevMap):
             prealloc=False,
             writable=False,
         )
-        self.objs: dict[int, tuple[NetDevice, Any]] = {}
-        self._free: list[int] = []
-        self._fresh = 0
-
-    def _slot(self) -> int:
-        if self._free:
-            return self._free.pop()
-        s = self._fresh
-        self._fresh += 1
-        self.table.ensure(s)
-        return s
 
     def _sys_update(self, key: bytes | None, value: Any, flags: int) -> None:
         assert key is not None
@@ -343,20 +420,10 @@ class DevMapHash(DevMap):
             raise _Errno(_errno.EEXIST, "key exists (BPF_NOEXIST)")
         entry = self._make(value)
         assert entry is not None
-        if old < 0 and t.count >= self.max_entries:
-            raise _Errno(_errno.E2BIG, f"map full ({self.max_entries} elements)")
-        s = self._slot()
+        s = self._new_slot(old)
         self.objs[s] = entry
         self.store.set(s, self._encode(entry))
-        if old >= 0:
-            t.replace(old, s, key)
-            self.objs.pop(old, None)
-            self._free.append(old)
-        else:
-            t.insert(s, key, _u32(key))
-
-    def _lookup_slot(self, key: bytes) -> int:
-        return self.table.find(key)
+        self._link(key, old, s)
 
     def _sys_lookup(self, key: bytes | None, flags: int) -> Any:
         assert key is not None
@@ -364,27 +431,6 @@ class DevMapHash(DevMap):
         if s < 0:
             raise _Errno(_errno.ENOENT, "no such key")
         return self._encode(self.objs[s])
-
-    def _sys_delete(self, key: bytes) -> None:
-        s = self.table.find(key)
-        if s < 0:
-            raise _Errno(_errno.ENOENT, "no such key")
-        self.table.remove(s)
-        self.objs.pop(s, None)
-        self._free.append(s)
-
-    def _next_key(self, key: bytes | None) -> bytes:
-        s = self.table.next_slot(key)
-        if s < 0:
-            raise _Errno(_errno.ENOENT, "no more keys")
-        return self.table.key_of(s)
-
-    def _count(self) -> int:
-        return self.table.count
-
-    def target(self, key: bytes) -> tuple[NetDevice, Any] | None:
-        s = self.table.find(key)
-        return None if s < 0 else self.objs[s]
 
     def prog_lookup(self, key: bytes, cpu: int) -> int:
         s = self.table.find(key)
@@ -394,7 +440,7 @@ class DevMapHash(DevMap):
 # -- CPUMAP ---------------------------------------------------------------------------------
 
 
-class CpuMap(_ObjectMap):
+class CpuMap(_ObjectArray):
     """BPF_MAP_TYPE_CPUMAP: redirect targets are CPUs (index = CPU number)."""
 
     map_type = MapType.CPUMAP
@@ -427,14 +473,10 @@ class CpuMap(_ObjectMap):
 
     def _sys_update(self, key: bytes | None, value: Any, flags: int) -> None:
         assert key is not None
-        cpu = _u32(key)
         qsize, prog = self._parse(value)
         if self.value_size == 4:
             prog = None
-        if flags > BPF_EXIST:
-            raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
-        if cpu >= self.max_entries:
-            raise _Errno(_errno.E2BIG, f"index {cpu} out of range (max_entries {self.max_entries})")
+        cpu = self._index(key, flags)
         if flags == BPF_NOEXIST:
             raise _Errno(_errno.EEXIST, "every cpumap slot exists (BPF_NOEXIST)")
         if qsize > CPUMAP_QSIZE_MAX:
@@ -459,18 +501,6 @@ class CpuMap(_ObjectMap):
             raw += (object_id(e[1]) if e[1] is not None else 0).to_bytes(4, "little")
         return raw
 
-    def _sys_delete(self, key: bytes) -> None:
-        i = _u32(key)
-        if i >= self.max_entries:
-            raise _Errno(_errno.EINVAL, f"index {i} out of range")
-        self.entries[i] = None
-
-    def _next_key(self, key: bytes | None) -> bytes:
-        return array_next_key(key, self.max_entries)
-
-    def _count(self) -> int:
-        return sum(1 for e in self.entries if e is not None)
-
     def target(self, key: bytes) -> tuple[int, int, Any] | None:
         """(cpu, qsize, program) a redirect through ``key`` sends to."""
         i = _u32(key)
@@ -481,7 +511,7 @@ class CpuMap(_ObjectMap):
 # -- XSKMAP ---------------------------------------------------------------------------------
 
 
-class XskMap(_ObjectMap):
+class XskMap(_ValueArray):
     """BPF_MAP_TYPE_XSKMAP."""
 
     map_type = MapType.XSKMAP
@@ -503,54 +533,19 @@ class XskMap(_ObjectMap):
 
     def _sys_update(self, key: bytes | None, value: Any, flags: int) -> None:
         assert key is not None
-        i = _u32(key)
-        if flags > BPF_EXIST:
-            raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
-        if i >= self.max_entries:
-            raise _Errno(_errno.E2BIG, f"index {i} out of range (max_entries {self.max_entries})")
+        i = self._index(key, flags)
         xs = self._socket(value, "AF_XDP socket")
         if xs.family != AF_XDP:
             raise _Errno(_errno.EOPNOTSUPP, "not an AF_XDP socket")
         old = self.entries[i]
         if old is xs:
             return
-        if old is not None and flags == BPF_NOEXIST:
-            raise _Errno(_errno.EEXIST, "slot in use (BPF_NOEXIST)")
-        if old is None and flags == BPF_EXIST:
-            raise _Errno(_errno.ENOENT, "slot empty (BPF_EXIST)")
+        self._check_exist(old, flags)
         self.entries[i] = xs
         self.store.set(i, int(getattr(xs, "queue_id", 0)).to_bytes(4, "little"))
 
     def _sys_lookup(self, key: bytes | None, flags: int) -> Any:
         raise _Errno(_errno.EOPNOTSUPP, "XSKMAP elements cannot be read from user space")
-
-    def _sys_delete(self, key: bytes) -> None:
-        i = _u32(key)
-        if i >= self.max_entries:
-            raise _Errno(_errno.EINVAL, f"index {i} out of range")
-        self.entries[i] = None
-
-    def _next_key(self, key: bytes | None) -> bytes:
-        return array_next_key(key, self.max_entries)
-
-    def _count(self) -> int:
-        return sum(1 for e in self.entries if e is not None)
-
-    def target(self, key: bytes) -> XdpSocket | None:
-        i = _u32(key)
-        return self.entries[i] if i < self.max_entries else None
-
-    def _attach(self, mem: AddressSpace) -> None:
-        self.store.attach(mem)
-
-    def _detach(self) -> None:
-        self.store.detach()
-
-    def prog_lookup(self, key: bytes, cpu: int) -> int:
-        i = _u32(key)
-        if i >= self.max_entries or self.entries[i] is None:
-            return 0
-        return self.store.address(i)
 
 
 # -- sockets --------------------------------------------------------------------------------
@@ -590,7 +585,21 @@ class _SockCookie:
         return int(getattr(sk, "cookie", 0)).to_bytes(8, "little")
 
 
-class SockMap(_SockCookie, _ObjectMap):
+class _SockArray(_SockCookie, _ObjectArray):
+    """SOCKMAP and REUSEPORT_SOCKARRAY: user-space lookups return the socket cookie."""
+
+    def _sys_lookup(self, key: bytes | None, flags: int) -> Any:
+        assert key is not None
+        if self.value_size != 8:
+            raise _Errno(_errno.ENOSPC, "a socket cookie needs value_size 8")
+        i = _u32(key)
+        sk = self.entries[i] if i < self.max_entries else None
+        if sk is None:
+            raise _Errno(_errno.ENOENT, f"slot {i} is empty")
+        return self._cookie(sk)
+
+
+class SockMap(_SockArray):
     """BPF_MAP_TYPE_SOCKMAP."""
 
     map_type = MapType.SOCKMAP
@@ -618,43 +627,15 @@ class SockMap(_SockCookie, _ObjectMap):
     def _sys_update(self, key: bytes | None, value: Any, flags: int) -> None:
         assert key is not None
         sk = self._checked_socket(value)
-        if flags > BPF_EXIST:
-            raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
-        i = _u32(key)
-        if i >= self.max_entries:
-            raise _Errno(_errno.E2BIG, f"index {i} out of range (max_entries {self.max_entries})")
-        old = self.entries[i]
-        if old is not None and flags == BPF_NOEXIST:
-            raise _Errno(_errno.EEXIST, "slot in use (BPF_NOEXIST)")
-        if old is None and flags == BPF_EXIST:
-            raise _Errno(_errno.ENOENT, "slot empty (BPF_EXIST)")
+        i = self._index(key, flags)
+        self._check_exist(self.entries[i], flags)
         self.entries[i] = sk
-
-    def _sys_lookup(self, key: bytes | None, flags: int) -> Any:
-        assert key is not None
-        if self.value_size != 8:
-            raise _Errno(_errno.ENOSPC, "a socket cookie needs value_size 8")
-        i = _u32(key)
-        sk = self.entries[i] if i < self.max_entries else None
-        if sk is None:
-            raise _Errno(_errno.ENOENT, f"slot {i} is empty")
-        return self._cookie(sk)
 
     def _sys_delete(self, key: bytes) -> None:
         i = _u32(key)
         if i >= self.max_entries or self.entries[i] is None:
             raise _Errno(_errno.EINVAL, f"slot {i} is empty or out of range")
         self.entries[i] = None
-
-    def _next_key(self, key: bytes | None) -> bytes:
-        return array_next_key(key, self.max_entries)
-
-    def _count(self) -> int:
-        return sum(1 for e in self.entries if e is not None)
-
-    def target(self, key: bytes) -> Any:
-        i = _u32(key)
-        return self.entries[i] if i < self.max_entries else None
 
     def prog_lookup(self, key: bytes, cpu: int) -> int:
         raise NotSupportedError(
@@ -663,7 +644,7 @@ class SockMap(_SockCookie, _ObjectMap):
         )
 
 
-class SockHash(_SockCookie, _ObjectMap):
+class SockHash(_SockCookie, _ObjectHash):
     """BPF_MAP_TYPE_SOCKHASH (bucket = jhash(key, 0), newest first)."""
 
     map_type = MapType.SOCKHASH
@@ -684,16 +665,7 @@ class SockHash(_SockCookie, _ObjectMap):
 
     def __init__(self, spec: MapSpec, *, ncpus: int, resolver: Resolver | None = None) -> None:
         super().__init__(spec, ncpus=ncpus, resolver=resolver)
-        self.table = HTab(
-            self.key_size,
-            roundup_pow_of_two(self.max_entries),
-            self.max_entries + 1,
-            hashfn=jhash,
-            grow=True,
-        )
-        self.objs: dict[int, Any] = {}
-        self._free: list[int] = []
-        self._fresh = 0
+        self._init_table(self.key_size, jhash)
 
     _checked_socket = SockMap._checked_socket
 
@@ -708,21 +680,9 @@ class SockHash(_SockCookie, _ObjectMap):
             raise _Errno(_errno.EEXIST, "key exists (BPF_NOEXIST)")
         if old < 0 and flags == BPF_EXIST:
             raise _Errno(_errno.ENOENT, "no such key (BPF_EXIST)")
-        if old < 0 and t.count >= self.max_entries:
-            raise _Errno(_errno.E2BIG, f"map full ({self.max_entries} elements)")
-        if self._free:
-            s = self._free.pop()
-        else:
-            s = self._fresh
-            self._fresh += 1
-            t.ensure(s)
+        s = self._new_slot(old)
         self.objs[s] = sk
-        if old >= 0:
-            t.replace(old, s, key)
-            self.objs.pop(old, None)
-            self._free.append(old)
-        else:
-            t.insert(s, key, jhash(key))
+        self._link(key, old, s)
 
     def _sys_lookup(self, key: bytes | None, flags: int) -> Any:
         assert key is not None
@@ -733,31 +693,10 @@ class SockHash(_SockCookie, _ObjectMap):
             raise _Errno(_errno.ENOENT, "no such key")
         return self._cookie(self.objs[s])
 
-    def _sys_delete(self, key: bytes) -> None:
-        s = self.table.find(key)
-        if s < 0:
-            raise _Errno(_errno.ENOENT, "no such key")
-        self.table.remove(s)
-        self.objs.pop(s, None)
-        self._free.append(s)
-
-    def _next_key(self, key: bytes | None) -> bytes:
-        s = self.table.next_slot(key)
-        if s < 0:
-            raise _Errno(_errno.ENOENT, "no more keys")
-        return self.table.key_of(s)
-
-    def _count(self) -> int:
-        return self.table.count
-
-    def target(self, key: bytes) -> Any:
-        s = self.table.find(key)
-        return None if s < 0 else self.objs[s]
-
     prog_lookup = SockMap.prog_lookup
 
 
-class ReuseportSockArray(_SockCookie, _ObjectMap):
+class ReuseportSockArray(_SockArray):
     """BPF_MAP_TYPE_REUSEPORT_SOCKARRAY."""
 
     map_type = MapType.REUSEPORT_SOCKARRAY
@@ -774,17 +713,10 @@ class ReuseportSockArray(_SockCookie, _ObjectMap):
 
     def _sys_update(self, key: bytes | None, value: Any, flags: int) -> None:
         assert key is not None
-        i = _u32(key)
-        if flags > BPF_EXIST:
-            raise _Errno(_errno.EINVAL, f"flags {flags:#x}")
-        if i >= self.max_entries:
-            raise _Errno(_errno.E2BIG, f"index {i} out of range (max_entries {self.max_entries})")
+        i = self._index(key, flags)
         sk = self._socket(value)
         old = self.entries[i]
-        if old is not None and flags == BPF_NOEXIST:
-            raise _Errno(_errno.EEXIST, "slot in use (BPF_NOEXIST)")
-        if old is None and flags == BPF_EXIST:
-            raise _Errno(_errno.ENOENT, "slot empty (BPF_EXIST)")
+        self._check_exist(old, flags)
         proto = getattr(sk, "protocol", 0)
         if proto not in (_socket.IPPROTO_TCP, _socket.IPPROTO_UDP):
             raise _Errno(ENOTSUPP, "only TCP and UDP sockets")
@@ -801,16 +733,6 @@ class ReuseportSockArray(_SockCookie, _ObjectMap):
         sk.reuseport_array = self
         self.entries[i] = sk
 
-    def _sys_lookup(self, key: bytes | None, flags: int) -> Any:
-        assert key is not None
-        if self.value_size != 8:
-            raise _Errno(_errno.ENOSPC, "a socket cookie needs value_size 8")
-        i = _u32(key)
-        sk = self.entries[i] if i < self.max_entries else None
-        if sk is None:
-            raise _Errno(_errno.ENOENT, f"slot {i} is empty")
-        return self._cookie(sk)
-
     def _sys_delete(self, key: bytes) -> None:
         i = _u32(key)
         if i >= self.max_entries:
@@ -820,13 +742,3 @@ class ReuseportSockArray(_SockCookie, _ObjectMap):
             raise _Errno(_errno.ENOENT, f"slot {i} is empty")
         sk.reuseport_array = None
         self.entries[i] = None
-
-    def _next_key(self, key: bytes | None) -> bytes:
-        return array_next_key(key, self.max_entries)
-
-    def _count(self) -> int:
-        return sum(1 for e in self.entries if e is not None)
-
-    def target(self, key: bytes) -> Any:
-        i = _u32(key)
-        return self.entries[i] if i < self.max_entries else None
