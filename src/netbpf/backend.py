@@ -17,7 +17,7 @@ from netbpf.errors import MapError, MapKeyNotFoundError
 from netbpf.obj.spec import ProgramSpec
 from netbpf.uapi import MapType
 
-__all__ = ["Backend", "Map", "MapHandle", "Program", "TestRunResult"]
+__all__ = ["Backend", "Map", "MapHandle", "MapInfo", "Program", "TestRunResult"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,25 @@ class TestRunResult:
     data_out: bytes
     ctx_out: bytes | None
     duration_ns: int
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """What BPF_OBJ_GET_INFO_BY_FD reports for a map (``struct bpf_map_info``): the
+    same record from ``info()`` on both backends (the kernel's from bpf(), the
+    simulator's from its map)."""
+
+    type: int
+    id: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    map_flags: int
+    name: str
+    btf_id: int = 0
+    btf_key_type_id: int = 0
+    btf_value_type_id: int = 0
+    map_extra: int = 0
 
 
 @runtime_checkable

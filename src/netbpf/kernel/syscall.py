@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from ctypes import c_char, c_int32, c_uint8, c_uint32, c_uint64
 from dataclasses import dataclass
 
+from netbpf.backend import MapInfo
 from netbpf.errors import KernelError, KernelUnavailable
 from netbpf.uapi import BpfCmd
 
@@ -959,23 +960,6 @@ class ProgInfo:
     run_time_ns: int
     run_cnt: int
     verified_insns: int
-
-
-@dataclass(frozen=True)
-class MapInfo:
-    """``struct bpf_map_info``."""
-
-    type: int
-    id: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    map_flags: int
-    name: str
-    btf_id: int
-    btf_key_type_id: int
-    btf_value_type_id: int
-    map_extra: int
 
 
 def _get_info(fd: int, info: ctypes.Structure) -> None:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from netbpf.backend import MapInfo
 from netbpf.errors import MapError, MapFullError, MapKeyExistsError, MapKeyNotFoundError
 from netbpf.maps.constants import (
     BPF_ANY,
@@ -321,23 +322,6 @@ class ValueStore:
 
 
 # -- results --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MapInfo:
-    """What BPF_OBJ_GET_INFO_BY_FD reports for a map (``struct bpf_map_info``)."""
-
-    type: int
-    id: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    map_flags: int
-    name: str
-    btf_id: int = 0
-    btf_key_type_id: int = 0
-    btf_value_type_id: int = 0
-    map_extra: int = 0
 
 
 @dataclass(frozen=True)
