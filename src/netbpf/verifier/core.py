@@ -51,6 +51,7 @@ from netbpf.verifier.helpers import (
 )
 from netbpf.verifier.log import VLog
 from netbpf.verifier.maps import MapInfo
+from netbpf.verifier.precision import ALL_SLOTS, REGS, SLOT0, HelperUse, analyse_relevance
 from netbpf.verifier.regs import (
     ADD,
     AND,
@@ -354,6 +355,13 @@ class Verifier:
     def run(self) -> None:
         nargs = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
         self.cfg = cfg = analyse(self.insns, nargs)
+        self.rel = analyse_relevance(
+            self.insns,
+            [(sp.start, sp.end) for sp in cfg.subprogs],
+            cfg.second_half,
+            _helper_uses(),
+            main_exit_r0=self.return_range() is not None,
+        )
         if self.log_level >= 2:
             for k, sp in enumerate(cfg.subprogs):
                 self.verbose(f"func#{k} @{sp.start}\n")
@@ -1208,9 +1216,9 @@ class Verifier:
             )
         elif t == T.CONST_PTR_TO_MAP:
             raise self.fail(
-                "map_ptr access not supported without CONFIG_DEBUG_INFO_BTF",
+                f"netbpf does not model loads from struct bpf_map (R{regno} is a map pointer)",
                 reg=regno,
-                kind="map_ptr",
+                kind="unsupported",
             )
         elif t == T.PTR_TO_ARENA:
             if not write and value_regno >= 0:
@@ -1758,10 +1766,56 @@ class Verifier:
     # ----------------------------------------------------------------- branches ------
 
     def check_may_goto(self, insn: Instruction) -> None:
+        """The current path takes the exit (the loop budget ran out); a pushed one
+        runs the body once more, its imprecise scalars widened against the previous
+        iteration so the loop converges."""
         idx = self.insn_idx
+        prev = self.find_prev_entry(self.cur.parent, idx) if self.cur.parent is not None else None
         q = self.push_stack(idx + 1, idx)
         q.may_goto_depth += 1
+        if prev is not None:
+            self.widen_imprecise_scalars(prev, q, idx)
         self.insn_idx += insn.off + 1
+
+    def find_prev_entry(self, cur: VState, idx: int) -> VState | None:
+        """A checkpoint at ``idx`` on the current path from an earlier iteration."""
+        for e in self.explored.get(idx, ()):
+            st = e.st
+            if (
+                st.insn_idx == idx
+                and st.branches
+                and len(st.frames) == len(cur.frames)
+                and all(a.callsite == b.callsite for a, b in zip(st.frames, cur.frames))
+                and st.dfs_depth < cur.dfs_depth
+            ):
+                return st
+        return None
+
+    def widen_imprecise_scalars(self, old: VState, cur: VState, idx: int) -> None:
+        """Scalars of the current frame that differ from the previous iteration and
+        cannot reach a check become unknown (sound: only precision is lost)."""
+        rel = self.rel.widen[idx]
+        fo, fc = old.frames[-1], cur.frames[-1]
+        idmap: dict[int, int] = {}
+        rev: dict[int, int] = {}
+        for i in range(10):
+            if rel >> i & 1:
+                continue
+            self._maybe_widen(fo.regs[i], fc.regs[i], idmap, rev)
+        for spi in range(min(len(fo.stack), len(fc.stack))):
+            if rel >> (SLOT0 + spi) & 1:
+                continue
+            if fo.stack[spi].types[7] == STACK_SPILL and fc.stack[spi].types[7] == STACK_SPILL:
+                self._maybe_widen(fo.stack[spi].spilled, fc.stack[spi].spilled, idmap, rev)
+
+    def _maybe_widen(self, o: Reg, c: Reg, idmap: dict[int, int], rev: dict[int, int]) -> None:
+        if o.type != T.SCALAR or c.type != T.SCALAR:
+            return
+        if self._regs_exact(o, c, idmap, rev):
+            return
+        origin = c.origin
+        c.mark_unknown()
+        c.origin = origin
 
     def check_cond_jmp_op(self, insn: Instruction, info: OpInfo) -> None:
         this = self.cur
@@ -2109,6 +2163,10 @@ class Verifier:
             self.verbose(f"to caller at {self.insn_idx}:\n")
             self.print_state(st, True, frameno=len(st.frames) - 2)
         st.frames.pop()
+        if callee.in_callback_fn:
+            prev = self.find_prev_entry(st, self.insn_idx)
+            if prev is not None:
+                self.widen_imprecise_scalars(prev, st, self.insn_idx)
         return "frame"
 
     def process_exit(self) -> str:
@@ -2825,6 +2883,7 @@ class Verifier:
         new = cur.copy()
         new.insn_idx = idx
         cur.parent = new
+        cur.dfs_depth = new.dfs_depth + 1
         self.explored.setdefault(idx, []).insert(0, _Explored(new))
         return False
 
@@ -2854,7 +2913,12 @@ class Verifier:
                 return False
             insn_idx = idx if i == nf - 1 else old.frames[i + 1].callsite
             live = cfg.live_before[insn_idx]
-            if not self._func_states_equal(old.frames[i], cur.frames[i], live, idmap, rev, exact):
+            # scalars that cannot reach a check need not match (the kernel's
+            # "imprecise"); caller frames are compared in full
+            rel = self.rel.prune[idx] if i == nf - 1 else REGS | ALL_SLOTS
+            if not self._func_states_equal(
+                old.frames[i], cur.frames[i], live, rel, idmap, rev, exact
+            ):
                 return False
         return True
 
@@ -2899,6 +2963,7 @@ class Verifier:
         old: FuncState,
         cur: FuncState,
         live: int,
+        rel: int,
         idmap: dict[int, int],
         rev: dict[int, int],
         exact: int,
@@ -2906,9 +2971,14 @@ class Verifier:
         if old.callback_depth > cur.callback_depth:
             return False
         for i in range(10):
-            if live >> i & 1 and not self._regsafe(old.regs[i], cur.regs[i], idmap, rev, exact):
+            if not live >> i & 1:
+                continue
+            o, c = old.regs[i], cur.regs[i]
+            if exact == 0 and not rel >> i & 1 and o.type == T.SCALAR and c.type == T.SCALAR:
+                continue
+            if not self._regsafe(o, c, idmap, rev, exact):
                 return False
-        return self._stacksafe(old, cur, idmap, rev, exact)
+        return self._stacksafe(old, cur, rel, idmap, rev, exact)
 
     def _regsafe(
         self, o: Reg, c: Reg, idmap: dict[int, int], rev: dict[int, int], exact: int
@@ -2970,7 +3040,13 @@ class Verifier:
         )
 
     def _stacksafe(
-        self, old: FuncState, cur: FuncState, idmap: dict[int, int], rev: dict[int, int], exact: int
+        self,
+        old: FuncState,
+        cur: FuncState,
+        rel: int,
+        idmap: dict[int, int],
+        rev: dict[int, int],
+        exact: int,
     ) -> bool:
         n_old = len(old.stack) * REG_SIZE
         n_cur = len(cur.stack) * REG_SIZE
@@ -2979,6 +3055,17 @@ class Verifier:
             spi = i // REG_SIZE
             k = i % REG_SIZE
             os_ = old.stack[spi]
+            if (
+                exact == 0
+                and k == 0
+                and not rel >> (SLOT0 + spi) & 1
+                and i < n_cur
+                and _scalarish(os_)
+                and _scalarish(cur.stack[spi])
+            ):
+                # a slot whose value cannot reach a check: any scalar content will do
+                i += REG_SIZE
+                continue
             ot = os_.types[k]
             if exact != 0 and (i >= n_cur or ot != cur.stack[spi].types[k]):
                 return False
@@ -3158,6 +3245,41 @@ def _regs_exact_simple(o: Reg, c: Reg) -> bool:
         and o.u32_max == c.u32_max
         and o.frameno == c.frameno
     )
+
+
+def _scalarish(s: StackSlot) -> bool:
+    """A slot holding no pointer (a spilled scalar, or plain bytes)."""
+    if s.types[7] == STACK_SPILL:
+        return s.spilled.type == T.SCALAR and all(
+            t in (STACK_SPILL, STACK_MISC, STACK_ZERO, STACK_INVALID) for t in s.types
+        )
+    return all(t in (STACK_MISC, STACK_ZERO, STACK_INVALID) for t in s.types)
+
+
+def _helper_uses() -> dict[int, HelperUse]:
+    global _HELPER_USES
+    if _HELPER_USES is None:
+        uses = {}
+        for hid, p in PROTOS.items():
+            checked = 0
+            for i, a in enumerate(p.args):
+                if a.kind != "any":
+                    checked |= 1 << (i + 1)
+            if hid == 181:  # bpf_loop: the iteration count bounds the callback's visits
+                checked |= 1 << 1
+            if hid == 81:  # get_local_storage: flags must be 0
+                checked |= 1 << 2
+            uses[hid] = HelperUse(
+                checked_args=checked if not p.unsupported else 0b111110,
+                returns_ptr=p.ret not in ("int", "void"),
+                reads_stack_for_checks=any(a.kind == "key" for a in p.args) or bool(p.unsupported),
+                callback_arg=2 if hid in (164, 181) else 0,
+            )
+        _HELPER_USES = uses
+    return _HELPER_USES
+
+
+_HELPER_USES: dict[int, HelperUse] | None = None
 
 
 def _scalar_reg_for_stack(s: StackSlot) -> Reg | None:

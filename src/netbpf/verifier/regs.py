@@ -140,14 +140,12 @@ def type_str(t: int) -> str:
         prefix += "rdonly_"
     if t & T.MEM_RINGBUF:
         prefix += "ringbuf_"
-    if t & T.MEM_ALLOC:
-        prefix += "alloc_"
-    if t & T.PTR_TRUSTED:
-        prefix += "trusted_"
-    if t & T.PTR_UNTRUSTED:
-        prefix += "untrusted_"
     if t & T.MEM_RCU:
         prefix += "rcu_"
+    if t & T.PTR_UNTRUSTED:
+        prefix += "untrusted_"
+    if t & T.PTR_TRUSTED:
+        prefix += "trusted_"
     postfix = ""
     if t & T.MAYBE_NULL:
         postfix = "or_null_" if base == T.PTR_TO_BTF_ID else "_or_null"

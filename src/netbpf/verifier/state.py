@@ -111,6 +111,7 @@ class VState:
         "active_lock_ptr",
         "branches",
         "callback_unroll_depth",
+        "dfs_depth",
         "frames",
         "insn_idx",
         "may_goto_depth",
@@ -131,6 +132,7 @@ class VState:
         self.insn_idx = 0
         self.may_goto_depth = 0
         self.callback_unroll_depth = 0
+        self.dfs_depth = 0
         self.scratch_regs: set[int] = set()
         self.scratch_slots: set[int] = set()
         #: recent (insn index, note) events on this path, for explanations
@@ -155,6 +157,7 @@ class VState:
         s.insn_idx = self.insn_idx
         s.may_goto_depth = self.may_goto_depth
         s.callback_unroll_depth = self.callback_unroll_depth
+        s.dfs_depth = self.dfs_depth
         s.scratch_regs = set(self.scratch_regs)
         s.scratch_slots = set(self.scratch_slots)
         s.path = self.path
