@@ -30,6 +30,7 @@ __all__ = [
     "ktime_get_boot_ns",
     "ktime_get_coarse_ns",
     "ktime_get_ns",
+    "read_cstring",
     "trace_printk",
 ]
 
@@ -81,7 +82,11 @@ def get_smp_processor_id(env: RunEnv, r1: int, r2: int, r3: int, r4: int, r5: in
 _CONV = re.compile(rb"%([-+ 0]*)([0-9]*)(ll|l)?([cspdiuxX%])")
 
 
-def _read_string(env: RunEnv, addr: int, limit: int) -> bytes:
+def read_cstring(env: RunEnv, addr: int, limit: int) -> bytes:
+    """At most ``limit`` bytes of the NUL-terminated string at ``addr`` in program
+    memory (the NUL excluded); b"" when the memory cannot be read, as the kernel's
+    string copies give an empty string for an unreadable pointer (trace_printk's %s,
+    snprintf's %s)."""
     out = bytearray()
     try:
         while len(out) < limit:
@@ -133,7 +138,7 @@ def format_trace_printk(env: RunEnv, fmt: bytes, args: list[int]) -> bytes | int
             text = (spec + "c") % chr(arg & 0xFF)
             out += text.encode("latin-1")
         elif conv == b"s":
-            s = _read_string(env, arg, MAX_BPRINTF_BUF)
+            s = read_cstring(env, arg, MAX_BPRINTF_BUF)
             out += (spec + "s").encode() % s
         elif conv == b"p":
             # optional kind suffix the kernel accepts after %p (K, x, s, S, B, i4/I4...)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno as _errno
 import re
 
+from netbpf.helpers.base import read_cstring
 from netbpf.helpers.packet import signed
 from netbpf.helpers.registry import DEFAULT_REGISTRY
 from netbpf.vm.env import RunEnv
@@ -272,21 +273,8 @@ def _string(env: RunEnv, addr: int, used: int, following: int) -> tuple[str, int
     room = MAX_BPRINTF_STR - used
     if room <= 0:
         return "", used, True
-    raw = _read_upto(env, addr, room - 1)
+    raw = read_cstring(env, addr, room - 1)
     return raw.decode("latin-1"), used + len(raw) + 1, False
-
-
-def _read_upto(env: RunEnv, addr: int, limit: int) -> bytes:
-    out = bytearray()
-    try:
-        while len(out) < limit:
-            b = env.mem.load(addr + len(out), 1)
-            if b == 0:
-                break
-            out.append(b)
-    except MemoryFault:
-        return b""
-    return bytes(out)
 
 
 def _args(env: RunEnv, data: int, data_len: int) -> list[int] | int:
