@@ -196,13 +196,3 @@ class StackMap(QueueMap):
         if delete:
             self.head = index
         return value
-
-    def contents(self) -> list[bytes]:
-        out = []
-        saved = self.head, self.tail
-        try:
-            while not self._is_empty():
-                out.append(self._get(True))
-        finally:
-            self.head, self.tail = saved
-        return out
