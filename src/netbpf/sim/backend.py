@@ -3,9 +3,9 @@ own VM instead of the kernel.
 
 Loading validates the instructions structurally (:func:`netbpf.isa.validate.
 validate_program`, the kernel's instruction-by-instruction checks) and decodes them
-for the chosen engine.  There is no verifier yet (a later issue adds
-``netbpf.verifier``): a program the kernel would refuse may load here, and its unsafe
-accesses fault at run time instead (:class:`~netbpf.errors.ProgramFault`).
+for the chosen engine.  The verifier (:func:`netbpf.verifier.verify`, still being
+written) is not run at load yet: a program the kernel would refuse may load here, and
+its unsafe accesses fault at run time instead (:class:`~netbpf.errors.ProgramFault`).
 
 ``SimProgram.test_run`` has the semantics of Linux 6.18's BPF_PROG_TEST_RUN (see
 :mod:`netbpf.hooks.testrun`), byte for byte: retval, data_out, ctx_out and the errno of
