@@ -32,12 +32,14 @@ BTF-typed kernel pointers beyond socket casts, dynptrs, kptrs, timers, arenas, g
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from netbpf.errors import InstructionError, VerifierError
+from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
 from netbpf.obj.spec import LineInfo, ProgramSpec
+from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
 from netbpf.verifier.core import InsnAux, Reject, Verifier
 from netbpf.verifier.explain import explain
 from netbpf.verifier.maps import MapInfo, map_info
@@ -140,11 +142,31 @@ def _maps_by_slot(
     return out
 
 
+def _patched(spec: ProgramSpec) -> list[Instruction]:
+    """The instructions as the kernel receives them: each map relocation's LD_IMM64
+    becomes a BPF_PSEUDO_MAP_FD (or _MAP_VALUE with the offset in the second half)."""
+    insns = list(spec.insns)
+    for r in spec.map_relocs:
+        if not (0 <= r.slot < len(insns) - 1) or insns[r.slot].opcode != 0x18:
+            raise VerifierError(
+                f"map relocation at insn {r.slot} is not on an LD_IMM64 instruction",
+                index=r.slot,
+                program=spec.name,
+            )
+        if r.offset is None:
+            insns[r.slot] = replace(insns[r.slot], src=BPF_PSEUDO_MAP_FD, imm=0)
+            insns[r.slot + 1] = replace(insns[r.slot + 1], imm=0)
+        else:
+            insns[r.slot] = replace(insns[r.slot], src=BPF_PSEUDO_MAP_VALUE, imm=0)
+            insns[r.slot + 1] = replace(insns[r.slot + 1], imm=r.offset)
+    return insns
+
+
 def _run(
     spec: ProgramSpec, slots: dict[int, tuple[MapInfo, int | None]], log_level: int, limit: int
 ) -> Verifier:
     v = Verifier(
-        spec.insns,
+        _patched(spec),
         spec.prog_type,
         spec.attach_type,
         maps_by_slot=slots,
@@ -152,6 +174,8 @@ def _run(
         insn_limit=limit,
         gpl=_gpl_compatible(spec.license),
         has_func_info=bool(spec.func_info),
+        btf=spec.btf,
+        func_info=spec.func_info,
     )
     return v
 

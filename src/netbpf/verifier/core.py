@@ -237,6 +237,8 @@ class Verifier:
         insn_limit: int,
         gpl: bool,
         has_func_info: bool,
+        btf: Any = None,
+        func_info: Sequence[Any] = (),
         source: Any = None,
     ) -> None:
         self.insns = list(insns)
@@ -249,7 +251,12 @@ class Verifier:
         self.insn_limit = insn_limit
         self.gpl = gpl
         self.has_func_info = has_func_info
+        self.btf = btf
+        self.func_info = tuple(func_info)
         self.source = source
+        #: global (non-static) functions: subprog index -> (name, argument kinds)
+        self.globals: dict[int, tuple[str, list[tuple[str, int]]]] = {}
+        self.globals_called: list[int] = []
         self.infos: list[OpInfo | None] = [OPCODES.get(i.opcode) for i in self.insns]
         self.aux = [InsnAux() for _ in self.insns]
         self.err_lines: list[str] = []
@@ -361,11 +368,14 @@ class Verifier:
             cfg.second_half,
             _helper_uses(),
             main_exit_r0=self.return_range() is not None,
+            callbacks=frozenset(k for k, sp in enumerate(cfg.subprogs) if sp.is_cb),
+            quiet_key_sites=self._nonarray_key_sites(),
         )
         if self.log_level >= 2:
             for k, sp in enumerate(cfg.subprogs):
                 self.verbose(f"func#{k} @{sp.start}\n")
         self._resolve_ldimm64()
+        self._find_global_funcs()
         if cfg.unreachable is not None:
             raise self.fail(f"unreachable insn {cfg.unreachable}", kind="cfg")
         if self.log_level >= 2:
@@ -376,6 +386,52 @@ class Verifier:
                 self.verbose(f"{i:7d}: {live_str(cfg.live_before[i])} {self.insn_text(i)}\n")
         self._do_check_main()
         self._check_max_stack_depth()
+
+    def _nonarray_key_sites(self) -> frozenset[int]:
+        """Helper calls with a map key argument whose map (loaded into r1 just before,
+        in straight-line code) is not an array: the key's bytes decide nothing the
+        verifier checks (only array lookups with a constant key skip the NULL check)."""
+        cfg = self.cfg
+        assert cfg is not None
+        out = set()
+        for i, insn in enumerate(self.insns):
+            info = self.infos[i]
+            if info is None or info.kind is not Kind.CALL or insn.src != 0:
+                continue
+            if insn.imm != 1:
+                continue
+            j = i - 1
+            while j >= 0 and not cfg.jmp_point[j + 1]:
+                ij = self.insns[j]
+                inf = self.infos[j]
+                if j in cfg.second_half:
+                    j -= 1
+                    continue
+                if inf is None or inf.kind in (
+                    Kind.JA,
+                    Kind.JCC,
+                    Kind.EXIT,
+                    Kind.CALL,
+                    Kind.MAY_GOTO,
+                ):
+                    break
+                if inf.kind is Kind.LD_IMM64 and ij.dst == 1:
+                    m = self.maps_by_slot.get(j)
+                    if (
+                        m is not None
+                        and m[1] is None
+                        and m[0].type
+                        not in (
+                            MapType.ARRAY,
+                            MapType.PERCPU_ARRAY,
+                        )
+                    ):
+                        out.add(i)
+                    break
+                if ij.dst == 1 and inf.kind not in (Kind.ST, Kind.STX):
+                    break
+                j -= 1
+        return frozenset(out)
 
     def _resolve_ldimm64(self) -> None:
         for i, insn in enumerate(self.insns):
@@ -437,7 +493,137 @@ class Verifier:
     def _do_check_main(self) -> None:
         self.cur = self._init_state()
         self.mark_all_scratched()
-        self._do_check()
+        self._do_check(0)
+        # global functions are verified once each, on their own, from their BTF
+        # signature (do_check_subprogs)
+        done: set[int] = set()
+        while self.globals_called:
+            sub = self.globals_called.pop(0)
+            if sub in done:
+                continue
+            done.add(sub)
+            name, args = self.globals[sub]
+            start = self.cfg.subprogs[sub].start  # type: ignore[union-attr]
+            if self.log_level:
+                self.verbose(f"Validating {name}() func#{sub}...\n")
+            self.stack = []
+            self.explored_reset_for_global()
+            self.cur = self._global_entry_state(sub, args)
+            self.mark_all_scratched()
+            self._do_check(start)
+
+    def explored_reset_for_global(self) -> None:
+        """States explored for one entry point do not prune another's paths."""
+        self.explored = {}
+        self.explored_size = 0
+
+    def _find_global_funcs(self) -> None:
+        btf = self.btf
+        if btf is None or not self.func_info:
+            return
+        from netbpf.obj.btf.types import Enum as BtfEnum
+        from netbpf.obj.btf.types import Func, FuncLinkage, FuncProto, Int, Ptr
+        from netbpf.verifier.ctx import ctx_struct
+
+        cfg = self.cfg
+        assert cfg is not None
+        ctx_name = ctx_struct(self.prog_type)
+        for fi in self.func_info:
+            sub = cfg.subprog_of(fi.slot)
+            if sub == 0 or cfg.subprogs[sub].start != fi.slot:
+                continue
+            try:
+                func = btf.type(fi.type_id)
+                if not isinstance(func, Func) or func.linkage != FuncLinkage.GLOBAL:
+                    continue
+                proto = btf.type(func.type_id)
+                assert isinstance(proto, FuncProto)
+                args: list[tuple[str, int]] = []
+                for prm in proto.params:
+                    t = btf.resolve(prm.type_id)
+                    if isinstance(t, Int | BtfEnum):
+                        args.append(("scalar", 0))
+                    elif isinstance(t, Ptr):
+                        target = btf.resolve(t.type_id)
+                        if ctx_name is not None and target.name == ctx_name:
+                            args.append(("ctx", 0))
+                        else:
+                            args.append(("mem", btf.size_of(t.type_id)))
+                    else:
+                        args.append(("scalar", 0))
+                self.globals[sub] = (func.name, args)
+            except Exception:  # BTF we cannot read: the function stays static
+                continue
+
+    def _global_entry_state(self, sub: int, args: list[tuple[str, int]]) -> VState:
+        st = VState()
+        f = FuncState(0, -1, sub)
+        f.regs[10].type = T.PTR_TO_STACK
+        f.regs[10].mark_known(0)
+        name = self.globals[sub][0]
+        for i, (kind, size) in enumerate(args[:5], start=1):
+            r = f.regs[i]
+            if kind == "scalar":
+                r.mark_unknown()
+            elif kind == "ctx":
+                r.mark_known_zero()
+                r.type = T.PTR_TO_CTX
+            else:
+                r.mark_known_zero()
+                r.type = T.PTR_TO_MEM | T.MAYBE_NULL
+                r.mem_size = size
+                r.id = self.new_id()
+            r.origin = (self.cfg.subprogs[sub].start, f"argument {i} of global function {name}()")  # type: ignore[union-attr]
+        st.frames.append(f)
+        return st
+
+    def check_global_call(self, idx: int, sub: int) -> None:
+        """A call to a global function: its arguments must match its BTF signature;
+        it is assumed valid (verified separately) and returns an unknown scalar."""
+        name, args = self.globals[sub]
+        caller = self.frame
+        for i, (kind, size) in enumerate(args[:5], start=1):
+            r = caller.regs[i]
+            ok = True
+            if r.type == T.NOT_INIT:
+                raise self.fail(f"R{i} !read_ok", reg=i, kind="uninit_reg")
+            if kind == "scalar":
+                if r.type != T.SCALAR:
+                    self.note(f"R{i} is not a scalar")
+                    ok = False
+            elif kind == "ctx":
+                if r.type != T.PTR_TO_CTX:
+                    self.note(f"arg#{i - 1} expects pointer to ctx")
+                    ok = False
+            elif not r.is_null():
+                # a maybe-NULL pointer is checked as if it were not NULL (check_mem_reg)
+                saved = r.copy()
+                if r.type & T.MAYBE_NULL:
+                    _mark_ptr_not_null(r)
+                try:
+                    self.check_helper_mem_access(i, size, False, True, None)
+                    self.check_helper_mem_access(i, size, True, True, None)
+                except Reject:
+                    ok = False
+                finally:
+                    r.assign(saved)
+            if not ok:
+                raise self.fail(
+                    f"Caller passes invalid args into func#{sub} ('{name}')",
+                    reg=i,
+                    kind="global_arg",
+                )
+        if self.log_level:
+            self.verbose(f"Func#{sub} ('{name}') is global and assumed valid.\n")
+        if sub not in self.globals_called:
+            self.globals_called.append(sub)
+        if self.cfg.subprogs[sub].changes_pkt_data:  # type: ignore[union-attr]
+            self.clear_all_pkt_pointers()
+        for i in range(6):
+            caller.regs[i].mark_not_init()
+        caller.regs[0].mark_unknown()
+        caller.regs[0].origin = (idx, f"global function {name}()")
+        self.insn_idx = idx + 1
 
     def push_stack(self, insn_idx: int, prev_idx: int) -> VState:
         cur = self.cur
@@ -475,12 +661,12 @@ class Verifier:
 
     # ------------------------------------------------------------------ main loop ------
 
-    def _do_check(self) -> None:
+    def _do_check(self, start: int = 0) -> None:
         cfg = self.cfg
         assert cfg is not None
         do_print_state = False
-        self.insn_idx = 0
-        self.prev_insn_idx = 0
+        self.insn_idx = start
+        self.prev_insn_idx = start
         self.log_at_start = True
         if self.log_level:
             pass
@@ -2059,7 +2245,7 @@ class Verifier:
 
     # ------------------------------------------------------------------- calls ------
 
-    def check_func_call(self, insn: Instruction, idx: int) -> str:
+    def check_func_call(self, insn: Instruction, idx: int) -> str | None:
         st = self.cur
         target = idx + insn.imm + 1
         self.aux[idx].call_target = target
@@ -2068,6 +2254,9 @@ class Verifier:
                 f"the call stack of {len(st.frames) + 1} frames is too deep", kind="frames"
             )
         sub = self.cfg.subprog_of(target)  # type: ignore[union-attr]
+        if sub in self.globals:
+            self.check_global_call(idx, sub)
+            return None
         caller = st.frames[-1]
         callee = FuncState(len(st.frames), idx, sub)
         for i in range(1, 6):
@@ -2241,6 +2430,15 @@ class Verifier:
     def check_return_code(self) -> None:
         self.check_reg_arg(0, src=True)
         r0 = self.regs[0]
+        if self.frame.subprogno:
+            if r0.type != T.SCALAR:
+                raise self.fail(
+                    "At subprogram exit the register R0 is not a scalar value "
+                    f"({type_str(r0.type)})",
+                    reg=0,
+                    kind="retval",
+                )
+            return
         rng = self.return_range()
         if rng is None:
             return
@@ -3272,7 +3470,9 @@ def _helper_uses() -> dict[int, HelperUse]:
             uses[hid] = HelperUse(
                 checked_args=checked if not p.unsupported else 0b111110,
                 returns_ptr=p.ret not in ("int", "void"),
-                reads_stack_for_checks=any(a.kind == "key" for a in p.args) or bool(p.unsupported),
+                # only bpf_map_lookup_elem reads its key for a check (a constant
+                # in-range array key makes the result non-NULL)
+                reads_stack_for_checks=hid == 1 or bool(p.unsupported),
                 callback_arg=2 if hid in (164, 181) else 0,
             )
         _HELPER_USES = uses

@@ -227,7 +227,7 @@ _ROWS: list[Proto] = [
     _p("xdp_adjust_tail", "int", "ctx", "any", **_CHANGES),
     _p("xdp_get_buff_len", "int", "ctx"),
     _p("xdp_load_bytes", "int", "ctx", "any", "uninit", "size"),
-    _p("xdp_store_bytes", "int", "ctx", "any", "uninit", "size"),
+    _p("xdp_store_bytes", "int", "ctx", "any", "mem_ro", "size"),
     # sockets
     _p("sk_lookup_tcp", "sock?", "ctx", "mem_ro", "size", "any", "any", acquire=True, **_PKT),
     _p("sk_lookup_udp", "sock?", "ctx", "mem_ro", "size", "any", "any", acquire=True, **_PKT),

@@ -104,34 +104,66 @@ def _succ(insns: Sequence[Instruction], i: int) -> list[int]:
     return [i + 1]
 
 
+class _Spills:
+    """Where the program may store pointers on the stack (found by iterating the
+    forward pass): fixed r10 offsets per function, functions with pointers stored at
+    unknown offsets of their own frame, and whether a pointer is ever stored through
+    a pointer into another function's frame."""
+
+    def __init__(self) -> None:
+        self.slots: set[tuple[int, int]] = set()
+        self.own_any: set[int] = set()
+        self.foreign = False
+
+    def key(self) -> tuple[frozenset[tuple[int, int]], frozenset[int], bool]:
+        return frozenset(self.slots), frozenset(self.own_any), self.foreign
+
+    def in_frame(self, sub: int, off: int | None) -> bool:
+        if self.foreign or sub in self.own_any:
+            return True
+        if off is None:
+            return any(k == sub for k, _ in self.slots)
+        return (sub, off) in self.slots
+
+    def elsewhere(self, sub: int) -> bool:
+        """A pointer may sit in some other function's frame."""
+        return self.foreign or any(k != sub for k, _ in self.slots) or bool(self.own_any - {sub})
+
+
+#: forward facts per register, as bitmasks: may be a pointer, may point into this
+#: function's frame, may point into another frame (a caller's, via arguments), may
+#: be the context
+Fwd = tuple[int, int, int, int]
+
+
 def _forward(
     insns: Sequence[Instruction],
     order: list[int],
     preds: Mapping[int, list[int]],
-    entry: tuple[int, int, int],
+    entry: Fwd,
     helpers: Mapping[int, HelperUse],
-) -> list[tuple[int, int, int]]:
-    """(may-pointer, may-stack-pointer, may-ctx-pointer) register masks before each
-    instruction."""
+    sub: int,
+    spills: _Spills,
+) -> list[Fwd]:
+    """Register facts before each instruction; records pointer spills into
+    ``spills``."""
     n = len(insns)
     start = order[0]
-    before: list[tuple[int, int, int]] = [(0, 0, 0)] * n
-    after: dict[int, tuple[int, int, int]] = {}
+    before: list[Fwd] = [(0, 0, 0, 0)] * n
+    after: dict[int, Fwd] = {}
     changed = True
     while changed:
         changed = False
         for i in order:
-            p = st = cx = 0
-            if i == start:
-                p, st, cx = entry
+            acc = list(entry) if i == start else [0, 0, 0, 0]
             for q in preds.get(i, ()):
                 a = after.get(q)
                 if a is not None:
-                    p |= a[0]
-                    st |= a[1]
-                    cx |= a[2]
-            before[i] = (p, st, cx)
-            out = _fwd_transfer(insns[i], p, st, cx, helpers)
+                    for j in range(4):
+                        acc[j] |= a[j]
+            cur: Fwd = (acc[0], acc[1], acc[2], acc[3])
+            before[i] = cur
+            out = _fwd_transfer(insns[i], cur, helpers, sub, spills)
             if after.get(i) != out:
                 after[i] = out
                 changed = True
@@ -139,81 +171,105 @@ def _forward(
 
 
 def _fwd_transfer(
-    insn: Instruction, p: int, st: int, cx: int, helpers: Mapping[int, HelperUse]
-) -> tuple[int, int, int]:
+    insn: Instruction, cur: Fwd, helpers: Mapping[int, HelperUse], sub: int, spills: _Spills
+) -> Fwd:
     info = OPCODES[insn.opcode]
     k = info.kind
     d, s = insn.dst, insn.src
     bd = 1 << d
+    p, own, far, cx = cur
 
-    def clear(mask: int) -> tuple[int, int, int]:
-        return p & ~mask, st & ~mask, cx & ~mask
+    def clear(mask: int) -> Fwd:
+        return p & ~mask, own & ~mask, far & ~mask, cx & ~mask
+
+    def copy_src(x: int) -> int:
+        return (x & ~bd) | (((x >> s) & 1) << d)
+
+    def or_src(x: int) -> int:
+        return x | (((x >> s) & 1) << d)
 
     if k is Kind.MOV:
-        if info.use_src_reg and info.cls == BPF_ALU64:
-            return tuple(((x & ~bd) | (((x >> s) & 1) << d)) for x in (p, st, cx))  # type: ignore[return-value]
+        if info.use_src_reg and info.cls == BPF_ALU64 and insn.off == 0:
+            if s == 10:
+                return p | bd, own | bd, far & ~bd, cx & ~bd
+            return copy_src(p), copy_src(own), copy_src(far), copy_src(cx)
         return clear(bd)
     if k is Kind.ALU:
-        if info.cls != BPF_ALU64:
+        if info.cls != BPF_ALU64 or info.op not in (BPF_ADD, BPF_SUB):
+            # only 64-bit add/sub keep a pointer a pointer (anything else on a
+            # pointer is refused, or yields a scalar)
             return clear(bd)
-        if info.use_src_reg and info.op in (BPF_ADD, BPF_SUB):
-            return tuple((x | (((x >> s) & 1) << d)) for x in (p, st, cx))  # type: ignore[return-value]
-        return p, st, cx
+        if info.use_src_reg:
+            return or_src(p), or_src(own), or_src(far), or_src(cx)
+        return cur
     if k in (Kind.NEG, Kind.END):
         return clear(bd)
     if k is Kind.LD_IMM64:
-        p, st, cx = clear(bd)
-        return (p | bd if insn.src else p), st, cx
+        q, o, f, c = clear(bd)
+        return (q | bd if insn.src else q), o, f, c
     if k is Kind.LDX:
-        base_stack = bool(st >> s & 1) or s == 10
         base_ctx = bool(cx >> s & 1)
-        p, st, cx = clear(bd)
-        if info.size == 8 and (base_stack or base_ctx):
-            return p | bd, st | bd, cx | bd
+        if s == 10:
+            spilled = spills.in_frame(sub, insn.off)
+        else:
+            spilled = (bool(own >> s & 1) and spills.in_frame(sub, None)) or (
+                bool(far >> s & 1) and spills.elsewhere(sub)
+            )
+        q, o, f, c = clear(bd)
+        if info.size == 8 and (spilled or base_ctx):
+            return q | bd, o | bd, f | bd, c | bd
         if info.size >= 4 and base_ctx:
-            return p | bd, st, cx
-        if info.size == 8:
-            # 8-byte loads from other memory: sockets' fields are scalars, map
-            # values hold no pointers; packet data neither
-            return p, st, cx
-        return p, st, cx
+            return q | bd, o, f, c
+        return q, o, f, c
+    if k is Kind.STX:
+        if p >> s & 1:
+            if d == 10:
+                spills.slots.add((sub, insn.off))
+            else:
+                if own >> d & 1:
+                    spills.own_any.add(sub)
+                if far >> d & 1:
+                    spills.foreign = True
+        return cur
     if k in (Kind.LD_ABS, Kind.LD_IND):
         return clear(CALLER_SAVED)
     if k is Kind.CALL:
-        p, st, cx = clear(CALLER_SAVED)
+        q, o, f, c = clear(CALLER_SAVED)
         if insn.src == 0:
             h = helpers.get(insn.imm)
             if h is None or h.returns_ptr:
-                p |= 1
+                q |= 1
         else:
-            p |= 1
-        return p, st, cx
+            q |= 1
+        return q, o, f, c
     if k is Kind.ATOMIC:
         if insn.imm == BPF_LOAD_ACQ:
             return clear(bd)
         op = ATOMIC_OPS.get(insn.imm)
         if op is not None and op.fetch:
             return clear(1 if insn.imm == BPF_CMPXCHG else 1 << s)
-    return p, st, cx
+    return cur
 
 
 def _bwd_transfer(
     insn: Instruction,
     out: int,
-    fwd: tuple[int, int, int],
+    fwd: Fwd,
     helpers: Mapping[int, HelperUse],
     callee_reads: Mapping[int, bool],
     idx: int,
     jcc_sink: bool,
     exit_r0: bool,
     cb_reads: Mapping[int, bool],
+    quiet: frozenset[int] = frozenset(),
 ) -> int:
     """relevant-before from relevant-after."""
     info = OPCODES[insn.opcode]
     k = info.kind
     d, s = insn.dst, insn.src
     bd, bs = 1 << d, 1 << s
-    mayptr, maystack, _ = fwd
+    mayptr, own, far, _ = fwd
+    maystack = own | far
     if k is Kind.MOV:
         res = out & ~bd
         if out & bd and info.use_src_reg:
@@ -298,7 +354,8 @@ def _bwd_transfer(
         if h is None:
             return res | ARGS | (ALL_SLOTS if maystack & ARGS else 0)
         res |= h.checked_args
-        if maystack & ARGS and (h.reads_stack_for_checks or cb_reads.get(idx, False)):
+        reads_stack = h.reads_stack_for_checks and idx not in quiet
+        if maystack & ARGS and (reads_stack or cb_reads.get(idx, False)):
             res |= ALL_SLOTS
         return res
     if k is Kind.EXIT:
@@ -310,12 +367,13 @@ def _backward(
     insns: Sequence[Instruction],
     order: list[int],
     succs: Mapping[int, list[int]],
-    fwd: list[tuple[int, int, int]],
+    fwd: list[Fwd],
     helpers: Mapping[int, HelperUse],
     callee_reads: Mapping[int, bool],
     cb_reads: Mapping[int, bool],
     jcc_sink: bool,
     exit_r0: bool,
+    quiet: frozenset[int] = frozenset(),
 ) -> dict[int, int]:
     rel: dict[int, int] = dict.fromkeys(order, 0)
     changed = True
@@ -326,7 +384,7 @@ def _backward(
             for w in succs[i]:
                 out |= rel.get(w, 0)
             new = _bwd_transfer(
-                insns[i], out, fwd[i], helpers, callee_reads, i, jcc_sink, exit_r0, cb_reads
+                insns[i], out, fwd[i], helpers, callee_reads, i, jcc_sink, exit_r0, cb_reads, quiet
             )
             if new != rel[i]:
                 rel[i] = new
@@ -341,34 +399,48 @@ def analyse_relevance(
     helpers: Mapping[int, HelperUse],
     *,
     main_exit_r0: bool,
+    callbacks: frozenset[int] = frozenset(),
+    quiet_key_sites: frozenset[int] = frozenset(),
 ) -> Relevance:
     """``helpers``: helper id -> :class:`HelperUse`; ``main_exit_r0``: the program's
     return value is range-checked (so R0 at exit matters)."""
     n = len(insns)
     starts = {s: k for k, (s, _) in enumerate(subprog_bounds)}
-    subs = []
-    for k, (start, end) in enumerate(subprog_bounds):
+    shapes = []
+    for start, end in subprog_bounds:
         order = [i for i in range(start, end) if i not in second_half]
         succs = {i: [w for w in _succ(insns, i) if start <= w < end] for i in order}
         preds: dict[int, list[int]] = {}
         for i, ws in succs.items():
             for w in ws:
                 preds.setdefault(w, []).append(i)
-        entry = (
-            (1 << 1 | 1 << 10, 1 << 10, 1 << 1)
-            if k == 0
-            else (ARGS | 1 << 10, ARGS | 1 << 10, ARGS)
-        )
-        fwd = _forward(insns, order, preds, entry, helpers)
-        subs.append((order, succs, fwd))
+        shapes.append((order, succs, preds))
+    spills = _Spills()
+    while True:
+        seen = spills.key()
+        subs = []
+        for k, (order, succs, preds) in enumerate(shapes):
+            entry: Fwd
+            if k == 0:
+                entry = (1 << 1 | 1 << 10, 1 << 10, 0, 1 << 1)
+            elif k in callbacks:
+                # bpf_loop / for_each_map_elem callbacks never get the context
+                entry = (ARGS | 1 << 10, 1 << 10, ARGS, 0)
+            else:
+                entry = (ARGS | 1 << 10, 1 << 10, ARGS, ARGS)
+            fwd = _forward(insns, order, preds, entry, helpers, k, spills)
+            subs.append((order, succs, fwd))
+        if spills.key() == seen:
+            break
 
     # which functions read the memory their pointer arguments point to into a check
-    # (then a call passing a stack pointer makes every caller slot matter)
-    reads = [False] * len(subprog_bounds)
-    results: list[tuple[dict[int, int], dict[int, int]]] = []
-    for _ in range(len(subprog_bounds) + 2):
-        callee_reads: dict[int, bool] = {}
-        cb_reads: dict[int, bool] = {}
+    # (then a call passing a stack pointer makes every caller slot matter); for the
+    # widening variant an 8-byte load that may bring back a spilled pointer does not
+    # count (widening touches scalars only, and is sound whatever it widens)
+    def call_maps(reads: list[bool]) -> tuple[dict[int, bool], dict[int, bool]]:
+        callee: dict[int, bool] = {}
+        cbs: dict[int, bool] = {}
+        cb_any = False
         for i, insn in enumerate(insns):
             if i in second_half:
                 continue
@@ -376,41 +448,56 @@ def analyse_relevance(
             if info is None:
                 continue
             if info.kind is Kind.CALL and insn.src == BPF_PSEUDO_CALL:
-                callee_reads[i] = reads[starts.get(i + insn.imm + 1, 0)]
-        # callback helpers: the callback is the function whose address was loaded
-        for i, insn in enumerate(insns):
-            info = OPCODES.get(insn.opcode)
-            if info is not None and info.kind is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+                callee[i] = reads[starts.get(i + insn.imm + 1, 0)]
+            if info.kind is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
                 cb = starts.get(i + insn.imm + 1)
                 if cb is not None and reads[cb]:
-                    for j, other in enumerate(insns):
-                        oi = OPCODES.get(other.opcode)
-                        if oi is not None and oi.kind is Kind.CALL and other.src == 0:
-                            h = helpers.get(other.imm)
-                            if h is not None and h.callback_arg:
-                                cb_reads[j] = True
-        results = []
-        new_reads = list(reads)
-        for k, (order, succs, fwd) in enumerate(subs):
-            exit_r0 = main_exit_r0 if k == 0 else True
-            p = _backward(insns, order, succs, fwd, helpers, callee_reads, cb_reads, True, exit_r0)
-            w = _backward(insns, order, succs, fwd, helpers, callee_reads, cb_reads, False, exit_r0)
-            results.append((p, w))
-            for i in order:
-                ins = insns[i]
-                inf = OPCODES[ins.opcode]
-                if inf.kind is Kind.LDX and ins.src != 10 and fwd[i][1] >> ins.src & 1:
-                    out = 0
-                    for x in succs[i]:
-                        out |= p.get(x, 0)
-                    if out >> ins.dst & 1:
-                        new_reads[k] = True
-        if new_reads == reads:
-            break
-        reads = new_reads
+                    cb_any = True
+        if cb_any:
+            for j, other in enumerate(insns):
+                oi = OPCODES.get(other.opcode)
+                if oi is not None and oi.kind is Kind.CALL and other.src == 0:
+                    h = helpers.get(other.imm)
+                    if h is not None and h.callback_arg:
+                        cbs[j] = True
+        return callee, cbs
+
+    def reads_of(k: int, rel: dict[int, int], liberal: bool) -> bool:
+        order, succs, fwd = subs[k]
+        for i in order:
+            ins = insns[i]
+            inf = OPCODES[ins.opcode]
+            if inf.kind is Kind.LDX and ins.src != 10 and (fwd[i][1] | fwd[i][2]) >> ins.src & 1:
+                if liberal and inf.size == 8 and (fwd[i][0] >> ins.src & 1):
+                    continue
+                out = 0
+                for x in succs[i]:
+                    out |= rel.get(x, 0)
+                if out >> ins.dst & 1:
+                    return True
+        return False
+
+    nsub = len(subprog_bounds)
+    results: list[list[dict[int, int]]] = [[], []]
+    for variant, (jcc, liberal) in enumerate(((True, False), (False, True))):
+        reads = [False] * nsub
+        for _ in range(nsub + 2):
+            callee, cbs = call_maps(reads)
+            rels = [
+                _backward(
+                    insns, order, succs, fwd, helpers, callee, cbs, jcc,
+                    main_exit_r0 if k == 0 else True, quiet_key_sites,
+                )
+                for k, (order, succs, fwd) in enumerate(subs)
+            ]  # fmt: skip
+            new_reads = [reads_of(k, rels[k], liberal) for k in range(nsub)]
+            results[variant] = rels
+            if new_reads == reads:
+                break
+            reads = new_reads
     prune = [REGS | ALL_SLOTS] * n
     widen = [REGS | ALL_SLOTS] * n
-    for (order, _, _), (p, w) in zip(subs, results):
+    for (order, _, _), p, w in zip(subs, results[0], results[1]):
         for i in order:
             prune[i] = p[i]
             widen[i] = w[i]
