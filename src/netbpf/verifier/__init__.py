@@ -233,6 +233,8 @@ def verify(
         if reg is not None and v.cur.frames:
             origin = v.cur.frames[-1].regs[reg].origin
         why, hint = explain(rej.kind, reg, origin)
+        if rej.why:
+            why = rej.why
         log = v.log.text()
         if not log_level:
             again = _run(spec, slots, 1, insn_limit)

@@ -163,10 +163,12 @@ _LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.S
 class Reject(Exception):
     """Internal: the program is refused; the messages are in ``Verifier.err_lines``."""
 
-    def __init__(self, reg: int | None = None, kind: str = "") -> None:
+    def __init__(self, reg: int | None = None, kind: str = "", why: str = "") -> None:
         super().__init__(kind)
         self.reg = reg
         self.kind = kind
+        #: an explanation that does not come from a register's origin
+        self.why = why
 
 
 @dataclass
@@ -292,11 +294,11 @@ class Verifier:
     def verbose(self, text: str) -> None:
         self.log.write(text)
 
-    def fail(self, text: str, *, reg: int | None = None, kind: str = "") -> Reject:
+    def fail(self, text: str, *, reg: int | None = None, kind: str = "", why: str = "") -> Reject:
         """Log an error line and return the exception to raise."""
         self.log.write(text + "\n")
         self.err_lines.append(text)
-        return Reject(reg, kind)
+        return Reject(reg, kind, why)
 
     def note(self, text: str) -> None:
         """An error line that is followed by another (both are kept)."""
@@ -1186,8 +1188,15 @@ class Verifier:
         d.btf_name = ptr.btf_name
         d.ref_obj_id = ptr.ref_obj_id
         d.subprogno = ptr.subprogno
-        if d.origin is None or d.origin is not ptr.origin:
+        if known or off_reg.origin is None:
             d.origin = ptr.origin
+        else:
+            pdesc = f"{ptr.origin[1]} (insn {ptr.origin[0]})" if ptr.origin else "a pointer"
+            d.origin = (
+                self.insn_idx,
+                f"{pdesc} plus a variable offset, itself from {off_reg.origin[1]} "
+                f"(insn {off_reg.origin[0]}),",
+            )
         self.check_reg_sane_offset(d, ptr.type)
         d.sync()
 
@@ -1411,7 +1420,9 @@ class Verifier:
                 regs[value_regno].mark_unknown()
         else:
             raise self.fail(
-                f"R{regno} invalid mem access '{type_str(t)}'", reg=regno, kind="invalid_mem"
+                f"R{regno} invalid mem access '{type_str(t)}'",
+                reg=regno,
+                kind="null_deref" if t & T.MAYBE_NULL else "invalid_mem",
             )
         _ = val_ptr
         if (
@@ -2376,7 +2387,14 @@ class Verifier:
         if leaked:
             for r in leaked:
                 self.note(f"Unreleased reference id={r.id} alloc_insn={r.insn_idx}")
-            raise self.fail(f"{prefix} would lead to reference leak", kind="ref_leak")
+            held = "; ".join(
+                f"id={r.id} from {r.what or 'a helper'} at insn {r.insn_idx}" for r in leaked
+            )
+            raise self.fail(
+                f"{prefix} would lead to reference leak",
+                kind="ref_leak",
+                why=f"still held on this path: {held} (never released after being acquired)",
+            )
 
     def _invalid_scalar_msg(self, r: Reg, rng: tuple[int, int], ctx: str, name: str) -> str:
         parts = [f"{ctx} the register {name} has"]
