@@ -370,7 +370,9 @@ def test_kernel_backend_exported() -> None:
     assert set(kpkg.__all__) == {
         "KernelBackend",
         "KernelMap",
+        "KernelPerfBuffer",
         "KernelProgram",
+        "KernelRingBuffer",
         "ProbeResult",
         "Support",
         "bpf_usable",
