@@ -18,13 +18,15 @@ from hypothesis import strategies as st
 
 from netbpf.errors import InstructionError, ProgramFault
 from netbpf.isa.instruction import Instruction as I
+from netbpf.vm import fast
 from netbpf.vm.engine import load_executable
 from netbpf.vm.env import RunEnv
-from netbpf.vm.memory import AddressSpace, Region
+from netbpf.vm.memory import FIRST_SLOT, AddressSpace, CallbackRegion, Region
 
 M64 = (1 << 64) - 1
 DATA_SIZE = 64
 OUT = DATA_SIZE  # r0..r8 are stored after the data bytes
+CTX_BASE = FIRST_SLOT << 32  # the first region mapped: the computed ctx
 
 INTERESTING = [0, 1, 2, 3, 7, 31, 32, 33, 63, 64, 65, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000,
                0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 1 << 32, (1 << 32) + 5, 1 << 63,
@@ -36,7 +38,7 @@ JMP_OPS = [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xA0, 0xB0, 0xC0, 0xD0]
 ATOMIC_IMMS = [0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xA0, 0xA1, 0xE1, 0xF1]
 SIZES = {1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18}
 
-regs = st.integers(0, 8)
+regs = st.one_of(st.integers(0, 2), st.integers(0, 8))  # dependencies are likelier in r0-r2
 values = st.one_of(st.sampled_from(INTERESTING), st.integers(0, M64))
 imms = st.one_of(st.sampled_from(IMMS), st.integers(-(1 << 31), (1 << 31) - 1))
 
@@ -119,6 +121,15 @@ def memory(draw: st.DrawFn) -> Item:
         split = draw(st.integers(-64, 64))
         pre = [I(0xBF, ptr, 10), I(0x07, ptr, 0, 0, off - split)]
         base, off = ptr, split
+    if draw(st.integers(0, 3)) == 0:
+        # the computed ctx region: a 4-byte field that reads as a 64-bit pointer (as
+        # xdp_md->data does); engines must not assume a load fits its size
+        reg = draw(regs)
+        return [
+            I(0x18, reg, 0, 0, _s32(CTX_BASE & 0xFFFF_FFFF)),
+            I(0, 0, 0, 0, _s32(CTX_BASE >> 32)),
+            I(0x61, draw(regs), reg, 4 * draw(st.integers(0, 3))),
+        ]
     kind = draw(st.sampled_from(["ldx", "ldxsx", "st", "stx", "atomic"]))
     sz = SIZES[size]
     if kind == "ldx":
@@ -147,27 +158,22 @@ items = st.one_of(
 )
 
 
-@st.composite
-def programs(draw: st.DrawFn) -> tuple[list[I], bytes]:
-    init = [draw(values) for _ in range(9)]
-    prologue: list[I] = [I(0xBF, 9, 2)]  # r9 = the data region (never written below)
-    for r, v in enumerate(init):
-        prologue += [I(0x18, r, 0, 0, _s32(v & 0xFFFF_FFFF)), I(0, 0, 0, 0, _s32(v >> 32))]
-    body: list[Item] = draw(st.lists(items, min_size=1, max_size=40))
-    # lay out: slot index of every item, epilogue after the body
+def _layout(
+    prologue: list[I], body: list[Item], latch: list[I] | None, latch_jump: Jump | None
+) -> list[I]:
+    """Resolve the body's jumps (item-relative; past the end = the latch or the
+    epilogue; before the start = the first item) and append the epilogue."""
     starts = []
     pos = len(prologue)
     for it in body:
         starts.append(pos)
         pos += 1 if isinstance(it, Jump) else len(it)
-    epilogue_at = pos
+    end_at = pos  # the latch, or the epilogue when there is no loop
     out = list(prologue)
     for k, it in enumerate(body):
         if isinstance(it, Jump):
             t = k + 1 + it.rel_items
-            target = (
-                starts[t] if 0 <= t < len(body) else (epilogue_at if t >= len(body) else starts[0])
-            )
+            target = starts[t] if 0 <= t < len(body) else (end_at if t >= len(body) else starts[0])
             rel = target - (starts[k] + 1)
             if it.wide:
                 out.append(I(it.opcode, 0, 0, 0, rel))
@@ -175,18 +181,71 @@ def programs(draw: st.DrawFn) -> tuple[list[I], bytes]:
                 out.append(I(it.opcode, it.dst, it.src, rel, it.imm))
         else:
             out += it
+    if latch is not None and latch_jump is not None:
+        out += latch
+        rel = len(prologue) - (len(out) + 1)  # back to the first body item
+        out.append(I(latch_jump.opcode, latch_jump.dst, latch_jump.src, rel, latch_jump.imm))
     out += [I(0x7B, 9, r, OUT + 8 * r) for r in range(9)]  # *(u64 *)(r9 + ...) = rN
     out.append(I(0x95))
+    return out
+
+
+def _prologue(init: list[int]) -> list[I]:
+    prologue: list[I] = [I(0xBF, 9, 2)]  # r9 = the data region (never written below)
+    for r, v in enumerate(init):
+        prologue += [I(0x18, r, 0, 0, _s32(v & 0xFFFF_FFFF)), I(0, 0, 0, 0, _s32(v >> 32))]
+    return prologue
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> tuple[list[I], bytes, int]:
+    init = [draw(values) for _ in range(9)]
+    body: list[Item] = draw(st.lists(items, min_size=1, max_size=40))
     data = draw(st.binary(min_size=DATA_SIZE, max_size=DATA_SIZE))
-    return out, data
+    return _layout(_prologue(init), body, None, None), data, 600
 
 
-def _run(insns: list[I], engine: str, data: bytes) -> tuple[object, int, bytes, bytes]:
+@st.composite
+def loop_programs(draw: st.DrawFn) -> tuple[list[I], bytes, int]:
+    """A loop around a random body: r8 counts down from a small number (the body may
+    clobber it too, then the budget ends the run); the latch test varies."""
+    init = [draw(values) for _ in range(9)]
+    init[8] = draw(st.integers(0, 40))
+    body: list[Item] = draw(st.lists(items, min_size=1, max_size=12))
+    latch = [I(0x17, 8, 0, 0, draw(st.sampled_from([1, 1, 2, 3, 5, -1])))]  # r8 -= k
+    k = draw(st.integers(0, 6))
+    cond = draw(
+        st.sampled_from(
+            [
+                Jump(0x55, 8, 0, k, 0),  # if r8 != k
+                Jump(0x25, 8, 0, k, 0),  # if r8 > k
+                Jump(0x35, 8, 0, k, 0),  # if r8 >= k
+                Jump(0x65, 8, 0, k, 0),  # if r8 s> k
+                Jump(0x56, 8, 0, k, 0),  # if w8 != k
+                Jump(0xAD, 8, 7, 0, 0),  # if r8 < r7
+                Jump(0x2D, 8, 7, 0, 0),  # if r8 > r7
+            ]
+        )
+    )
+    data = draw(st.binary(min_size=DATA_SIZE, max_size=DATA_SIZE))
+    limit = draw(st.sampled_from([40, 300, 2000, 20000]))
+    return _layout(_prologue(init), body, latch, cond), data, limit
+
+
+def _ctx_load(off: int, size: int) -> int:
+    return (0xFFFF_8880_0000_0000 | (off + 1) * 0x0101_0101) & M64
+
+
+def _run(insns: list[I], engine: str, data: bytes, limit: int) -> tuple[object, int, bytes, bytes]:
     mem = AddressSpace()
+    assert mem.map(CallbackRegion("ctx", 16, _ctx_load)) == CTX_BASE
     buf = bytearray(data) + bytearray(8 * 9)
     base = mem.map(Region("data", buf))
-    env = RunEnv(mem, insn_limit=600)
+    env = RunEnv(mem, insn_limit=limit)
     exe = load_executable(insns, engine=engine, name="rand")
+    if engine == "fast":
+        # also assert, at run time, every value interval the translation relied on
+        exe._fast = fast.translate(exe, check_ranges=True)
     try:
         outcome: object = exe.run(env, 0, r2=base)
     except ProgramFault as f:
@@ -196,12 +255,10 @@ def _run(insns: list[I], engine: str, data: bytes) -> tuple[object, int, bytes, 
     return outcome, env.insn_count, bytes(buf), stack
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(programs())
-def test_fast_engine_equals_interpreter(prog: tuple[list[I], bytes]) -> None:
-    insns, data = prog
+def _compare(prog: tuple[list[I], bytes, int]) -> None:
+    insns, data, limit = prog
     try:
-        ref = _run(insns, "interpreter", data)
+        ref = _run(insns, "interpreter", data, limit)
     except InstructionError:
         # the generator never builds malformed programs; if it does, both must refuse
         try:
@@ -209,4 +266,18 @@ def test_fast_engine_equals_interpreter(prog: tuple[list[I], bytes]) -> None:
         except InstructionError:
             return
         raise
-    assert _run(insns, "fast", data) == ref
+    assert _run(insns, "fast", data, limit) == ref
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_fast_engine_equals_interpreter(prog: tuple[list[I], bytes, int]) -> None:
+    _compare(prog)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loop_programs())
+def test_fast_engine_equals_interpreter_on_loops(prog: tuple[list[I], bytes, int]) -> None:
+    """Loops exercise the fast engine's unrolling, its budget guard and the interval
+    state carried from one unrolled copy to the next."""
+    _compare(prog)

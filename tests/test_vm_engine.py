@@ -16,7 +16,7 @@ import pytest
 from netbpf.errors import InstructionError, InstructionLimitExceeded, ProgramFault
 from netbpf.isa.asm import assemble
 from netbpf.isa.instruction import Instruction
-from netbpf.vm import fast, interpreter
+from netbpf.vm import _fastgen, interpreter
 from netbpf.vm.engine import ENGINES, Executable, load_executable
 from netbpf.vm.env import RunEnv
 from netbpf.vm.memory import AddressSpace, CallbackRegion, MemoryFault, Region
@@ -360,7 +360,7 @@ def test_tail_call_from_subprog_returns_to_caller(engine: str) -> None:
 def test_may_goto_counts_down_per_frame(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert BPF_MAX_LOOPS == 8 * 1024 * 1024  # kernel BPF_MAX_LOOPS
     monkeypatch.setattr(interpreter, "BPF_MAX_LOOPS", 5)
-    monkeypatch.setattr(fast, "BPF_MAX_LOOPS", 5)
+    monkeypatch.setattr(_fastgen, "BPF_MAX_LOOPS", 5)
     text = """
         r0 = 0
     l:  may_goto +2
