@@ -411,3 +411,28 @@ def test_nested_run_on_same_env(engine: str) -> None:
     env = RunEnv(AddressSpace(), helpers={1: run_inner})
     text = "r1 = 5\n*(u64 *)(r10 - 8) = r1\ncall 1\nr1 = *(u64 *)(r10 - 8)\nr0 += r1\nexit"
     assert run(text, engine, env=env) == 6  # the inner run had its own, zeroed, stack
+
+
+def test_pointer_arithmetic_across_slots_and_remapping(engine: str) -> None:
+    # a pointer that leaves its region's 4 GiB slot lands in the next slot's region:
+    # both engines must follow the address, not the region the base pointed into
+    mem = AddressSpace()
+    a = Region("a", bytearray(8))
+    b = Region("b", bytearray(b"\x11\x22\x33\x44\x55\x66\x77\x88"))
+    base_a = mem.map(a)
+    assert mem.map(b) == base_a + (1 << 32)
+    env = RunEnv(mem)
+    text = "r2 = 0xffffffff ll\nr1 += r2\nr0 = *(u8 *)(r1 + 2)\nexit"
+    assert run(text, engine, env=env, r1=base_a) == 0x22
+
+    # a helper that unmaps the region a pointer points into: the next access faults
+    def unmap(env: RunEnv, *args: int) -> int:
+        env.mem.unmap(b)
+        return 0
+
+    mem2 = AddressSpace()
+    base_b = mem2.map(b)
+    env2 = RunEnv(mem2, helpers={1: unmap})
+    text = "r6 = r1\nr0 = *(u8 *)(r6 + 0)\ncall 1\nr0 = *(u8 *)(r6 + 1)\nexit"
+    f = fault(text, engine, env=env2, r1=base_b)
+    assert f.index == 3 and "no region" in f.reason

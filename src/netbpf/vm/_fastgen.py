@@ -112,10 +112,13 @@ class Region:
 class State:
     """What the generator knows at one point of one path."""
 
-    __slots__ = ("acc", "copy", "pend", "rng")
+    __slots__ = ("acc", "bases", "copy", "pend", "rng")
 
     def __init__(self) -> None:
         self.rng: list[Rng] = [UNKNOWN] * 11
+        #: registers whose region lookup is cached in locals ``_b{r}``/``_k{r}``/``_o{r}``
+        #: (valid until the register is written or a call may remap regions)
+        self.bases: set[int] = set()
         #: a pending assignment (register, expression, fused op count)
         self.pend: tuple[int, str, int] | None = None
         #: instructions executed since ``n`` was last updated on this path
@@ -127,6 +130,7 @@ class State:
         s = State()
         s.rng = list(self.rng)
         s.pend, s.acc, s.copy = self.pend, self.acc, self.copy
+        s.bases = set(self.bases)
         return s
 
 
@@ -299,6 +303,8 @@ class Generator:
             pro.append("helpers = env.helpers")
         if "skb_load" in self.used:
             pro.append("skb_load = env.skb_load")
+        if "_get" in self.used:
+            pro.append("_get = st.mem.slots.get")
         if "loops" in self.used:
             pro.append(f"loops = {BPF_MAX_LOOPS}")
         for reg in regions.values():
@@ -578,9 +584,33 @@ class Generator:
 
     # ------------------------------------------------------------------ instructions
 
+    @staticmethod
+    def _writes(op: Op) -> tuple[int, ...] | None:
+        """Registers ``op`` writes (None: anything may change, a call)."""
+        k = op.kind
+        if k in ("helper", "call", "callx"):
+            return None
+        if k in ("alu64", "alu", "end", "ld_imm64", "ldx", "ldxsx"):
+            return (op.dst,)
+        if k in ("ld_abs", "ld_ind"):
+            return (0,)
+        if k == "atomic":
+            if op.op == 0x100:
+                return (op.dst,)
+            if op.op == uapi.BPF_CMPXCHG:
+                return (0,)
+            return (op.src,) if op.op & uapi.BPF_FETCH else ()
+        return ()
+
     def _op(self, s: State, op: Op, ind: int) -> None:
         k = op.kind
         i = op.idx
+        if s.bases:
+            w = self._writes(op)
+            if w is None:
+                s.bases.clear()
+            else:
+                s.bases.difference_update(w)
         if k in ("alu64", "alu"):
             self._alu(s, op, ind)
             return
@@ -605,24 +635,30 @@ class Generator:
             emit(f"r{op.dst} = {op.value}", ind, i, s.acc)
             s.rng[op.dst] = (op.value, op.value)
         elif k in ("ldx", "ldxsx"):
-            val = self._load(s, op.src, op.off, op.size, ind, i)
-            if k == "ldxsx":
-                bit = 1 << (8 * op.size - 1)
-                val = f"(({val} ^ {bit}) - {bit}) & {M64}"
-                s.rng[op.dst] = UNKNOWN
-            elif op.src == 10 and val.startswith(("s", "int.")):
+            d = f"r{op.dst}"
+            val = self._stack_load(op.src, op.off, op.size)
+            if val is not None:
+                emit(f"{d} = {val}", ind, i, s.acc)
                 s.rng[op.dst] = (0, (1 << (8 * op.size)) - 1)  # our own stack bytes
             else:
+                self._inline_load(s, d, op.src, op.off, op.size, ind, i)
                 # a computed region (the ctx) may answer a 4-byte load with a 64-bit
                 # pointer, as the kernel's ctx rewrite does (xdp_md->data)
                 s.rng[op.dst] = UNKNOWN
-            emit(f"r{op.dst} = {val}", ind, i, s.acc)
-        elif k == "st":
-            val = str(op.imm & ((1 << (8 * op.size)) - 1))
-            emit(self._store(s, op.dst, op.off, op.size, val, None, ind, i), ind, i, s.acc)
-        elif k == "stx":
-            line = self._store(s, op.dst, op.off, op.size, f"r{op.src}", op.src, ind, i)
-            emit(line, ind, i, s.acc)
+            if k == "ldxsx":
+                bit = 1 << (8 * op.size - 1)
+                emit(f"{d} = (({d} ^ {bit}) - {bit}) & {M64}", ind, i, s.acc)
+                s.rng[op.dst] = UNKNOWN
+        elif k in ("st", "stx"):
+            if k == "st":
+                val, src = str(op.imm & ((1 << (8 * op.size)) - 1)), None
+            else:
+                val, src = f"r{op.src}", op.src
+            line = self._stack_store(s, op.dst, op.off, op.size, val, src, ind, i)
+            if line is not None:
+                emit(line, ind, i, s.acc)
+            else:
+                self._inline_store(s, op.dst, op.off, op.size, val, src, ind, i)
         elif k == "atomic":
             for line in self._atomic(s, op, ind):
                 emit(line, ind, i, s.acc)
@@ -704,7 +740,8 @@ class Generator:
             return f"r{base}" if off == 0 else f"r{base} + {off}"
         return f"(r{base} + {off}) & {M64}" if off else f"r{base} & {M64}"
 
-    def _load(self, s: State, base: int, off: int, size: int, ind: int, idx: int) -> str:
+    def _stack_load(self, base: int, off: int, size: int) -> str | None:
+        """An in-bounds r10-relative load straight from the frame's views, else None."""
         slot = self._stack_slot(base, off, size)
         if slot is not None:
             return f"{slot[0]}[{slot[1]}]"
@@ -713,10 +750,9 @@ class Generator:
             if 0 <= o and o + size <= STACK_SIZE:  # misaligned, in bounds
                 self.used.add("sb")
                 return f"int.from_bytes(sb[{o}:{o + size}], 'little')"
-        self.used.add(f"ld{size}")
-        return f"ld{size}({self._addr(s, base, off, ind, idx)})"
+        return None
 
-    def _store(
+    def _stack_store(
         self,
         s: State,
         base: int,
@@ -726,7 +762,7 @@ class Generator:
         src: int | None,
         ind: int,
         idx: int,
-    ) -> str:
+    ) -> str | None:
         mask = (1 << (8 * size)) - 1
         slot = self._stack_slot(base, off, size)
         if slot is not None:
@@ -743,8 +779,67 @@ class Generator:
             if 0 <= o and o + size <= STACK_SIZE:
                 self.used.add("sb")
                 return f"sb[{o}:{o + size}] = ({val} & {mask}).to_bytes({size}, 'little')"
+        return None
+
+    def _base(self, s: State, base: int, ind: int, idx: int) -> None:
+        """Look up (once per value of the register) the region ``r{base}`` points into."""
+        if base in s.bases:
+            return
+        self.normalize(s, base, ind, idx)
+        self.used.add("_get")
+        a = s.acc
+        self.emit(f"_b{base} = _get(r{base} >> 32)", ind, idx, a)
+        self.emit(f"_k{base} = _b{base}.__class__ is _Region", ind, idx, a)
+        self.emit(f"_o{base} = r{base} & {M32}", ind, idx, a)
+        s.bases.add(base)
+
+    def _inline_load(
+        self, s: State, dst: str, base: int, off: int, size: int, ind: int, idx: int
+    ) -> None:
+        """A load through a pointer.  The region the pointer's slot names is looked up
+        once per pointer value; plain Regions are then read inline with the bounds check
+        the accessor would do (an offset that leaves the slot fails it); anything else
+        -- the computed ctx, no region, out of bounds -- takes the accessor, which
+        faults like the interpreter."""
+        self._base(s, base, ind, idx)
+        self.used.add(f"ld{size}")
+        emit, a, b = self.emit, s.acc, base
+        o = f"_o{b} + {off}" if off else f"_o{b}"
+        emit(f"if _k{b} and _b{b}.lo <= {o} and _o{b} + {off + size} <= _b{b}.hi:", ind, idx, a)
+        read = f"_b{b}.buf[{o}]" if size == 1 else f"_U{size}(_b{b}.buf, {o})[0]"
+        emit(f"{dst} = {read}", ind + 1, idx, a)
+        emit("else:", ind, idx, a)
+        emit(f"{dst} = ld{size}({self._addr(s, base, off, ind, idx)})", ind + 1, idx, a)
+
+    def _inline_store(
+        self,
+        s: State,
+        base: int,
+        off: int,
+        size: int,
+        val: str,
+        src: int | None,
+        ind: int,
+        idx: int,
+    ) -> None:
+        mask = (1 << (8 * size)) - 1
+        self._base(s, base, ind, idx)
         self.used.add(f"st{size}")
-        return f"st{size}({self._addr(s, base, off, ind, idx)}, {val})"
+        emit, a, b = self.emit, s.acc, base
+        if src is None or (0 <= s.rng[src][0] and s.rng[src][1] <= mask):
+            v = val
+        else:
+            v = f"{val} & {mask}"
+        o = f"_o{b} + {off}" if off else f"_o{b}"
+        emit(
+            f"if _k{b} and _b{b}.writable and _b{b}.lo <= {o} "
+            f"and _o{b} + {off + size} <= _b{b}.hi:",
+            ind, idx, a,
+        )  # fmt: skip
+        write = f"_b{b}.buf[{o}] = {v}" if size == 1 else f"_P{size}(_b{b}.buf, {o}, {v})"
+        emit(write, ind + 1, idx, a)
+        emit("else:", ind, idx, a)
+        emit(f"st{size}({self._addr(s, base, off, ind, idx)}, {val})", ind + 1, idx, a)
 
     def _atomic(self, s: State, op: Op, ind: int) -> list[str]:
         size = op.size

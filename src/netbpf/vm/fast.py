@@ -30,6 +30,7 @@ Results are identical to :mod:`netbpf.vm.interpreter` (tested differentially).
 
 from __future__ import annotations
 
+import struct
 import sys
 import weakref
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from netbpf.errors import InstructionLimitExceeded, NetbpfError, ProgramFault
 from netbpf.vm._fastgen import Generator
 from netbpf.vm.decode import parse_func_value
-from netbpf.vm.memory import MemoryFault
+from netbpf.vm.memory import MemoryFault, Region
 from netbpf.vm.runtime import (
     RunState,
     TailCall,
@@ -57,6 +58,9 @@ M64 = 0xFFFF_FFFF_FFFF_FFFF
 M32 = 0xFFFF_FFFF
 SB64 = 1 << 63
 SB32 = 1 << 31
+
+
+_STRUCTS = {n: struct.Struct(f"<{c}") for n, c in ((2, "H"), (4, "I"), (8, "Q"))}
 
 
 def _limit_trap(limit: int) -> Trap:
@@ -156,6 +160,9 @@ def translate(exe: Executable, *, check_ranges: bool = False) -> FastCode:
         "_sdiv32": _sdiv32,
         "_smod32": _smod32,
         "_bswap": _bswap,
+        "_Region": Region,
+        **{f"_U{n}": st.unpack_from for n, st in _STRUCTS.items()},
+        **{f"_P{n}": st.pack_into for n, st in _STRUCTS.items()},
         "__builtins__": {"int": int, "AssertionError": AssertionError},
     }
     exec(compile(source, filename, "exec"), ns)
