@@ -72,11 +72,31 @@ out:
     exit
 """
 
-PROGRAMS = {"tight arithmetic loop": ARITH, "memory-heavy loop": MEMORY}
+#: per-run overhead: two instructions
+MINIMAL = """
+    r0 = 2
+    exit
+"""
+
+PROGRAMS = {
+    "tight arithmetic loop": ARITH,
+    "memory-heavy loop": MEMORY,
+    "minimal program": MINIMAL,
+}
 PACKET = bytes(range(256)) * 6  # 1536 bytes
 
-#: runs per test_run call, per engine (the interpreter is ~10x slower)
+#: runs per test_run call, per engine and program (the interpreter is ~10x slower)
 REPEAT = {"interpreter": 1, "fast": 5, "kernel": 200}
+REPEAT_MINIMAL = {"interpreter": 20_000, "fast": 20_000, "kernel": 100_000}
+
+
+def python_baseline(n: int = 1_000_000) -> float:
+    """ns per iteration of an empty ``for`` loop: how fast this CPython is right now on
+    this (shared) machine; every simulator number scales with it."""
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        pass
+    return (time.perf_counter_ns() - t0) / n
 
 
 @dataclass
@@ -107,6 +127,10 @@ def _count_insns(prog: object) -> int:
     return counts[-1]
 
 
+def _repeat(spec: ProgramSpec, col: str) -> int:
+    return (REPEAT_MINIMAL if spec.name == "minimal" else REPEAT)[col]
+
+
 def bench_sim(spec: ProgramSpec, engine: str, rounds: int) -> Cell:
     with SimBackend(engine=engine) as sim:
         prog = sim.load_program(spec)
@@ -116,7 +140,7 @@ def bench_sim(spec: ProgramSpec, engine: str, rounds: int) -> Cell:
         for _ in range(rounds):
             # duration_ns: mean time of one program run (test-run setup excluded), as
             # the kernel measures it
-            res = prog.test_run(PACKET, repeat=REPEAT[engine])
+            res = prog.test_run(PACKET, repeat=_repeat(spec, engine))
             times.append(float(res.duration_ns))
         return Cell(insns, times)
 
@@ -134,7 +158,7 @@ def bench_kernel(spec: ProgramSpec, insns: int, rounds: int) -> Cell | str:
     with KernelBackend().load_program(spec) as prog:
         times = []
         for _ in range(rounds):
-            res = prog.test_run(PACKET, repeat=REPEAT["kernel"])
+            res = prog.test_run(PACKET, repeat=_repeat(spec, "kernel"))
             times.append(float(res.duration_ns))
     return Cell(insns, times)
 
@@ -162,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in args.engines.split(",") if e]
 
     results: dict[str, dict[str, object]] = {}
+    baselines = [python_baseline()]
     for name, text in PROGRAMS.items():
-        spec = ProgramSpec.from_asm(text, prog_type="xdp", name=name.split()[0])
+        spec = ProgramSpec.from_asm(text, prog_type="xdp", name=name.split()[0].split("-")[0])
         row: dict[str, object] = {}
         insns = 0
         for engine in engines:
@@ -173,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_kernel:
             row["kernel"] = bench_kernel(spec, insns, args.rounds)
         results[name] = row
+        baselines.append(python_baseline())
 
     meta = {
+        "python_empty_loop_ns": [round(b, 1) for b in baselines],
         "date": time.strftime("%Y-%m-%d"),
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -203,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# bench/vm.py  {meta['date']}  Python {meta['python']}  Linux {meta['kernel']}")
     print(f"# median of {args.rounds} rounds; ns/insn = one run's time / instructions it executed")
+    print(
+        "# CPython empty for-loop iteration (machine speed right now, before/between rows): "
+        + ", ".join(f"{b:.1f}" for b in baselines)
+        + " ns"
+    )
     cols = [*engines, *([] if args.no_kernel else ["kernel"])]
     head = ["program", "insns"] + [f"{c} ns/insn" for c in cols] + [f"{c} per run" for c in cols]
     print(" | ".join(head))

@@ -88,6 +88,34 @@ class Executable:
     def run(self, env: RunEnv, r1: int, *, r2: int = 0) -> int:
         """Run the program from slot 0 with r1 (the context pointer) and r2; return r0 as
         an unsigned 64-bit int.  Sets ``env.insn_count``; faults raise ProgramFault."""
+        st = env.vm
+        if (
+            self._fast is not None
+            and st.__class__ is RunState
+            and not st.active
+            and st.env is env
+            and st.mem is env.mem
+            and env.insn_limit >= 0
+        ):
+            # the common case, repeated runs on one environment, without the general
+            # path's indirections (per-run overhead matters for small programs)
+            st.active = True
+            st.engine = self._engine_mod
+            st.n = 0
+            st.limit = env.insn_limit
+            st.depth = 1
+            st.tail_calls = 0
+            try:
+                r0, st.n = self._fast.funcs[0](st, r1 & M64, r2 & M64, 0, 0, 0, 0, 1)
+            except Exception as exc:
+                raise self._engine_mod.convert(exc, st, self, 0) from None
+            finally:
+                st.active = False
+                env.insn_count = st.n
+            return r0  # type: ignore[no-any-return]
+        return self._run(env, r1, r2)
+
+    def _run(self, env: RunEnv, r1: int, r2: int) -> int:
         prev = env.vm
         nested = isinstance(prev, RunState) and prev.active
         st = RunState.acquire(env, self._engine_mod)

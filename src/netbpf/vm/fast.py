@@ -52,7 +52,7 @@ from netbpf.vm.runtime import (
 if TYPE_CHECKING:  # pragma: no cover
     from netbpf.vm.engine import Executable
 
-__all__ = ["FastCode", "enter", "translate"]
+__all__ = ["FastCode", "convert", "enter", "translate"]
 
 M64 = 0xFFFF_FFFF_FFFF_FFFF
 M32 = 0xFFFF_FFFF
@@ -227,12 +227,12 @@ def enter(
         st.check_call(depth)
         r0, n = code.funcs[entry](st, *args, st.n, depth)
     except Exception as exc:
-        raise _convert(exc, st, exe, entry) from None
+        raise convert(exc, st, exe, entry) from None
     st.n = n
     return r0  # type: ignore[no-any-return]
 
 
-def _convert(exc: Exception, st: RunState, exe: Executable, entry: int) -> NetbpfError:
+def convert(exc: Exception, st: RunState, exe: Executable, entry: int) -> NetbpfError:
     """Find where generated code raised ``exc`` and build the ProgramFault; also fix
     ``st.n`` to the exact number of executed instructions."""
     if isinstance(exc, ProgramFault):
