@@ -19,6 +19,12 @@ Semantics both engines implement identically (and the reasons):
   r1-r5 are left as they were (the kernel scrambles them; the verifier forbids reading
   them afterwards).  A helper reports a sandbox violation by raising MemoryFault (or any
   NetbpfError): the run faults at the call instruction.
+* **LD_ABS / LD_IND** read the skb through ``env.skb_load(offset, size)`` (IND: offset
+  = the signed 32-bit sum of the source register's low 32 bits and imm); a None answer
+  ends the current frame with r0 = 0, as the kernel's rewrite (``r0 = 0; exit``) does.
+  The kernel also requires the ctx in r6 and treats r1-r5 as clobbered afterwards (the
+  verifier refuses reading them); we need neither (``env`` knows the skb) and leave
+  r1-r5 as they were.
 * **Instruction budget.** ``env.insn_count`` counts every executed instruction (an
   LD_IMM64 counts once).  The budget (``env.insn_limit``) is checked at every taken
   backward jump, every call (bpf-to-bpf, callx, callback) and every tail call: the run
@@ -28,7 +34,11 @@ Semantics both engines implement identically (and the reasons):
   checks a program can only run forward, at most (frames x program length) slots.
 * **may_goto** keeps a per-frame counter starting at BPF_MAX_LOOPS (8M); each execution
   falls through while the counter is non-zero (and decrements it) and jumps once it is
-  exhausted, as the kernel's verifier-inserted countdown does.
+  exhausted, as the kernel's verifier-inserted countdown does on JITs without the timed
+  variant.  (x86-64 and arm64 JITs since 6.14 use a *timed* may_goto: a 0xffff countdown
+  refilled until the loop has run for about 250 ms.  A deterministic simulator cannot
+  follow wall time, so the count is ours; only programs that exhaust the budget can
+  tell, and those are about 8M iterations long.)
 * **Tail calls.** A helper raises :class:`TailCall`; the engine replaces the running
   frame with the target program (same frame depth, fresh zeroed stack, r1 = the ctx the
   helper got as its first argument, every other register 0).  When the target exits,
