@@ -32,6 +32,7 @@ make the generated code short:
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -480,8 +481,21 @@ class Generator:
         return self._weight(a) <= self._weight(b)
 
     def _branch(self, s: State, op: Op, ind: int) -> None:
-        self.flush(s, ind, op.idx)
+        d = op.dst
+        # a pending value of the compared register is assigned inside the condition:
+        # ``if (r1 := r1 - 1) != 0:`` (every condition form reads dst exactly once)
+        walrus = s.pend is not None and s.pend[0] == d and not (op.is_x and op.src == d)
+        if not walrus:
+            self.flush(s, ind, op.idx)
         cond, taken, fall = self._cond(s, op, ind)
+        if walrus and s.pend is not None:
+            pat = re.compile(rf"\br{d}\b")
+            if pat.search(cond):
+                cond = pat.sub(f"(r{d} := {s.pend[1]})", cond, count=1)
+                s.pend = None
+            else:  # a constant condition: assign first
+                self.flush(s, ind, op.idx)
+            taken.pend = fall.pend = None
         tgt, nxt = op.target, self.next_idx(op)
         assert tgt is not None
         if self._nest_first(tgt, nxt):
