@@ -436,3 +436,16 @@ def test_pointer_arithmetic_across_slots_and_remapping(engine: str) -> None:
     text = "r6 = r1\nr0 = *(u8 *)(r6 + 0)\ncall 1\nr0 = *(u8 *)(r6 + 1)\nexit"
     f = fault(text, engine, env=env2, r1=base_b)
     assert f.index == 3 and "no region" in f.reason
+
+
+def test_stack_frame_remapped_after_unmap(engine: str) -> None:
+    # an address-space owner may unmap everything a run mapped (SimAddressSpace run
+    # scopes); the next run on the same env must get a mapped frame again
+    env = RunEnv(AddressSpace())
+    exe = load(
+        "r1 = r10\nr1 += -8\nr2 = 7\n*(u64 *)(r1 + 0) = r2\nr0 = *(u64 *)(r10 - 8)\nexit", engine
+    )
+    assert exe.run(env, 0) == 7
+    for region in list(env.mem.slots.values()):
+        env.mem.unmap(region)
+    assert exe.run(env, 0) == 7

@@ -251,7 +251,9 @@ class RunState:
     def frame(self, depth: int) -> StackFrame:
         """The zero-filled stack frame for call depth ``depth`` (1-based)."""
         f = self.stacks[depth]
-        if f is None:
+        if f is None or self.mem.slots.get(f.region.base >> 32) is not f.region:
+            # first use, or the owner of the address space unmapped our frame between
+            # runs (a SimAddressSpace run scope): map a fresh one
             f = self.stacks[depth] = StackFrame(self.mem, depth)
             return f
         f.buf[:] = _ZERO_STACK
