@@ -1,11 +1,11 @@
 """Context access per program type, exhaustively against the running kernel.
 
 For each networking program type (and the attach types whose rules differ), every
-access size at every aligned offset of the context struct (plus a few unaligned and
-past-the-end ones), as a load, a sign-extending load and a store: netbpf's verdict
-must equal the kernel's, and for accepted loads the loaded register's state (scalar
-bounds from narrow loads, or the pointer type: pkt, pkt_end, sock_common_or_null...)
-must print the same as in the kernel's log.
+access size at every aligned offset of the context struct (plus a misaligned load
+inside every aligned slot, and a few past-the-end ones), as a load, a sign-extending
+load and a store: netbpf's verdict must equal the kernel's, and for accepted loads the
+loaded register's state (scalar bounds from narrow loads, or the pointer type: pkt,
+pkt_end, sock_common_or_null...) must print the same as in the kernel's log.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ def _accesses(struct_size: int) -> list[tuple[str, int, int]]:
             if size < 8:
                 out.append(("s", off, size))
         out.append(("r", 1, size) if size > 1 else ("r", -1, 1))
+        if size > 1:
+            # a misaligned load in the middle of every aligned slot
+            out.extend(("r", off, size) for off in range(size // 2, struct_size, size))
     return out
 
 

@@ -13,6 +13,10 @@ from _vcases import Case, M, check_kernel, check_ours
 H = M("h", "hash", 4, 8, 16)
 A = M("a", "array", 4, 8, 4)
 A1 = M("g", "array", 4, 16, 1)
+RO = M("ro", "array", 4, 8, 1, flags=0x80)  # BPF_F_RDONLY_PROG
+WO = M("wo", "array", 4, 8, 1, flags=0x100)  # BPF_F_WRONLY_PROG
+Q = M("q", "queue", 0, 8, 4)
+LK = "r1 = 0\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\n"
 
 CASES: list[Case] = [
     # --- registers and structure -----------------------------------------------------------
@@ -519,6 +523,174 @@ CASES: list[Case] = [
         "r1 = r10\nr1 += -8\ncall pc+3\nr0 = *(u64 *)(r10 - 8)\nr0 = 0\nexit\n"
         "r2 = 5\n*(u64 *)(r1 + 0) = r2\nr0 = 0\nexit",
     ),
+    # --- map pointers: struct bpf_map and friends --------------------------------------------
+    Case("map ptr max_entries", "r1 = {a} ll\nr0 = *(u32 *)(r1 + 76)\nexit", maps={"a": A}),
+    Case("map ptr key_size narrow", "r1 = {h} ll\nr0 = *(u8 *)(r1 + 68)\nexit", maps={"h": H}),
+    Case(
+        "map ptr write",
+        "r1 = {a} ll\nr2 = 0\n*(u32 *)(r1 + 76) = r2\nr0 = 0\nexit",
+        "only read from bpf_array is supported",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr negative",
+        "r1 = {h} ll\nr0 = *(u32 *)(r1 - 4)\nexit",
+        "R1 is bpf_htab invalid negative access: off=-4",
+        maps={"h": H},
+    ),
+    Case(
+        "map ptr straddle",
+        "r1 = {a} ll\nr0 = *(u64 *)(r1 + 72)\nexit",
+        "access beyond the end of member value_size (mend:76) in struct bpf_map with off 72 size 8",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr hole",
+        "r1 = {a} ll\nr0 = *(u32 *)(r1 + 36)\nexit",
+        "struct bpf_map doesn't have field at offset 36",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr beyond",
+        "r1 = {a} ll\nr0 = *(u8 *)(r1 + 1000)\nexit",
+        "access beyond struct bpf_array at off 1000 size 1",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr inner map meta",
+        "r1 = {a} ll\nr1 = *(u64 *)(r1 + 48)\nr0 = *(u32 *)(r1 + 76)\nr0 = 0\nexit",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr partial ptr",
+        "r1 = {a} ll\nr0 = *(u32 *)(r1 + 48)\nexit",
+        "cannot access ptr member inner_map_meta with moff 48 in struct bpf_map with off 48 size 4",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr btf var off",
+        "r1 = {a} ll\nr2 = *(u32 *)(r1 + 76)\nr2 &= 7\nr1 = *(u64 *)(r1 + 48)\nr1 += r2\nr0 = *(u32 *)(r1 + 0)\nexit",
+        "R1 is ptr_bpf_map invalid variable offset: off=0, var_off=(0x0; 0x7)",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr btf write",
+        "r1 = {a} ll\nr1 = *(u64 *)(r1 + 48)\nr2 = 0\n*(u32 *)(r1 + 76) = r2\nr0 = 0\nexit",
+        "only read is supported",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr untrusted mem",
+        "r1 = {a} ll\nr1 = *(u64 *)(r1 + 56)\nr0 = *(u64 *)(r1 + 4096)\nr0 = 0\nexit",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr untrusted mem write",
+        "r1 = {a} ll\nr1 = *(u64 *)(r1 + 56)\nr2 = 0\n*(u64 *)(r1 + 0) = r2\nr0 = 0\nexit",
+        "R1 cannot write into rdonly_untrusted_mem",
+        maps={"a": A},
+    ),
+    Case(
+        "map ptr flexible array",
+        "r1 = {q} ll\nr0 = *(u64 *)(r1 + 4000)\nr0 = 0\nexit",
+        maps={"q": Q},
+    ),
+    Case(
+        "map ptr arith",
+        "r1 = {a} ll\nr1 += 8\nr0 = 0\nexit",
+        "R1 pointer arithmetic on map_ptr prohibited",
+        maps={"a": A},
+    ),
+    # --- map permissions ---------------------------------------------------------------------
+    Case(
+        "rdonly prog update",
+        LK
+        + "*(u64 *)(r10 - 16) = r1\nr3 = r10\nr3 += -16\nr1 = {ro} ll\nr4 = 0\ncall 2\nr0 = 0\nexit",
+        "write into map forbidden",
+        maps={"ro": RO},
+    ),
+    Case(
+        "rdonly prog delete",
+        LK + "r1 = {ro} ll\ncall 3\nr0 = 0\nexit",
+        "write into map forbidden",
+        maps={"ro": RO},
+    ),
+    Case(
+        "rdonly prog value store",
+        LK
+        + "r1 = {ro} ll\ncall 1\nif r0 == 0 goto +2\nr1 = 1\n*(u64 *)(r0 + 0) = r1\nr0 = 0\nexit",
+        "write into map forbidden, value_size=8 off=0 size=8",
+        maps={"ro": RO},
+    ),
+    Case(
+        "rdonly prog value load",
+        LK + "r1 = {ro} ll\ncall 1\nif r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit",
+        maps={"ro": RO},
+    ),
+    Case(
+        "wronly prog value load",
+        LK + "r1 = {wo} ll\ncall 1\nif r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit",
+        "read from map forbidden, value_size=8 off=0 size=8",
+        maps={"wo": WO},
+    ),
+    Case(
+        "wronly prog value store",
+        LK
+        + "r1 = {wo} ll\ncall 1\nif r0 == 0 goto +2\nr1 = 1\n*(u64 *)(r0 + 0) = r1\nr0 = 0\nexit",
+        maps={"wo": WO},
+    ),
+    # --- limits ------------------------------------------------------------------------------
+    Case(
+        "stack frame too deep",
+        "call pc+1\nexit\ncall pc+1\nexit\ncall pc+1\nexit\ncall pc+1\nexit\ncall pc+1\nexit\n"
+        "call pc+1\nexit\ncall pc+1\nexit\ncall pc+1\nexit\nr0 = 0\nexit",
+        "the call stack of 9 frames is too deep",
+    ),
+    Case(
+        "stack frames ok",
+        "call pc+1\nexit\ncall pc+1\nexit\ncall pc+1\nexit\ncall pc+1\nexit\ncall pc+1\nexit\n"
+        "call pc+1\nexit\ncall pc+1\nexit\nr0 = 0\nexit",
+    ),
+    Case(
+        "combined stack too large",
+        "r1 = 0\n*(u64 *)(r10 - 512) = r1\ncall pc+2\nr0 = 0\nexit\n"
+        "r1 = 0\n*(u64 *)(r10 - 64) = r1\nr0 = 0\nexit",
+        "combined stack size of 2 calls is 576. Too large",
+    ),
+    Case("may_goto loop", "r0 = 0\nmay_goto +2\nr0 += 1\ngoto -3\nexit"),
+    # --- pointer comparisons and null propagation ---------------------------------------------
+    Case(
+        "null check via copy compare",
+        LK + "r1 = {h} ll\ncall 1\nr6 = r0\nif r6 != 0 goto +2\nr0 = 0\nexit\n"
+        "r0 = *(u64 *)(r0 + 0)\nr0 = 0\nexit",
+        maps={"h": H},
+    ),
+    Case(
+        "null check wrong branch",
+        LK + "r1 = {h} ll\ncall 1\nif r0 != 0 goto +2\nr0 = *(u64 *)(r0 + 0)\nexit\nr0 = 0\nexit",
+        "R0 invalid mem access 'scalar'",
+        maps={"h": H},
+    ),
+    Case("ptr compare ptr ok", "r2 = r10\nif r2 > r10 goto +0\nr0 = 0\nexit"),
+    # --- other hooks --------------------------------------------------------------------------
+    Case("sockops write reply", "r2 = 1\n*(u32 *)(r1 + 4) = r2\nr0 = 1\nexit", prog_type="sockops"),
+    Case(
+        "sockops write op",
+        "r2 = 1\n*(u32 *)(r1 + 0) = r2\nr0 = 1\nexit",
+        "invalid bpf_context access off=0 size=4",
+        prog_type="sockops",
+    ),
+    Case(
+        "sk_msg data",
+        "r2 = *(u64 *)(r1 + 0)\nr3 = *(u64 *)(r1 + 8)\nr4 = r2\nr4 += 1\nif r4 > r3 goto +1\nr0 = *(u8 *)(r2 + 0)\nr0 = 1\nexit",
+        prog_type="sk_msg",
+    ),
+    Case(
+        "sk_lookup sk read",
+        "r2 = *(u64 *)(r1 + 0)\nr0 = *(u32 *)(r2 + 0)\nr0 = 1\nexit",
+        "R2 invalid mem access 'sock_or_null'",
+        prog_type="sk_lookup",
+    ),
 ]
 
 
@@ -530,3 +702,21 @@ def test_ours(case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_kernel(kernel, case: Case) -> None:
     check_kernel(kernel, case)
+
+
+def test_insn_limit() -> None:
+    """The processed-instruction limit (1,000,000 like the kernel's by default) can be
+    lowered; hitting it is the kernel's refusal."""
+    from netbpf import ProgramSpec
+    from netbpf.errors import VerifierError
+    from netbpf.verifier import verify
+
+    spec = ProgramSpec.from_asm("r0 = 0\nr0 += 1\nif r0 < 1000 goto -2\nexit", prog_type="xdp")
+    assert verify(spec).processed_insns == 2002
+    with pytest.raises(VerifierError) as ei:
+        verify(spec, insn_limit=100)
+    assert ei.value.summary == "BPF program is too large. Processed 101 insn"
+    assert ei.value.log.endswith(
+        "processed 101 insns (limit 100) max_states_per_insn 3 "
+        "total_states 4 peak_states 4 mark_read 0\n"
+    )

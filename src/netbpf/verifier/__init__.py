@@ -40,7 +40,7 @@ from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
 from netbpf.obj.spec import LineInfo, ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
-from netbpf.verifier.core import InsnAux, Reject, Verifier
+from netbpf.verifier.core import InsnAux, Reject, Restart, Verifier
 from netbpf.verifier.explain import explain
 from netbpf.verifier.maps import MapInfo, map_info
 
@@ -71,11 +71,13 @@ class VerifierResult:
     #: first slot of each function
     subprog_starts: tuple[int, ...]
     insn_aux: tuple[InsnAux, ...]
+    #: the processed-instruction limit verification ran with
+    insn_limit: int = INSN_LIMIT
 
     @property
     def stats(self) -> str:
         return (
-            f"processed {self.processed_insns} insns (limit {INSN_LIMIT}) "
+            f"processed {self.processed_insns} insns (limit {self.insn_limit}) "
             f"max_states_per_insn {self.max_states_per_insn} total_states "
             f"{self.total_states} peak_states {self.peak_states} mark_read 0"
         )
@@ -163,7 +165,11 @@ def _patched(spec: ProgramSpec) -> list[Instruction]:
 
 
 def _run(
-    spec: ProgramSpec, slots: dict[int, tuple[MapInfo, int | None]], log_level: int, limit: int
+    spec: ProgramSpec,
+    slots: dict[int, tuple[MapInfo, int | None]],
+    log_level: int,
+    limit: int,
+    predicted: frozenset[int],
 ) -> Verifier:
     v = Verifier(
         _patched(spec),
@@ -176,8 +182,33 @@ def _run(
         has_func_info=bool(spec.func_info),
         btf=spec.btf,
         func_info=spec.func_info,
+        predicted=predicted,
     )
     return v
+
+
+def _run_to_end(
+    spec: ProgramSpec,
+    slots: dict[int, tuple[MapInfo, int | None]],
+    log_level: int,
+    limit: int,
+    predicted: frozenset[int] = frozenset(),
+) -> tuple[Verifier, frozenset[int]]:
+    """Run the verifier, starting over each time it predicts a conditional jump its
+    pruning did not treat as a check (see precision.py); the last run is the answer.
+    Raises Reject from that run."""
+    while True:
+        v = _run(spec, slots, log_level, limit, predicted)
+        try:
+            v.run()
+        except Restart as r:
+            predicted = predicted | {r.idx}
+            continue
+        except Reject as rej:
+            rej.verifier = v  # type: ignore[attr-defined]
+            rej.predicted = predicted  # type: ignore[attr-defined]
+            raise
+        return v, predicted
 
 
 def _gpl_compatible(lic: str) -> bool:
@@ -223,10 +254,11 @@ def verify(
             processed_insns=0,
         ) from None
     slots = _maps_by_slot(spec, maps)
-    v = _run(spec, slots, log_level, insn_limit)
     try:
-        v.run()
+        v, _ = _run_to_end(spec, slots, log_level, insn_limit)
     except Reject as rej:
+        v = rej.verifier  # type: ignore[attr-defined]
+        predicted = rej.predicted  # type: ignore[attr-defined]
         idx = v.insn_idx
         reg = rej.reg
         origin = None
@@ -237,10 +269,10 @@ def verify(
             why = rej.why
         log = v.log.text()
         if not log_level:
-            again = _run(spec, slots, 1, insn_limit)
             try:
-                again.run()
-            except Reject:
+                _run_to_end(spec, slots, 1, insn_limit, predicted)
+            except Reject as rej2:
+                again = rej2.verifier  # type: ignore[attr-defined]
                 log = again.log.text()
                 log += again.stats_line() + "\n"
         else:
@@ -272,4 +304,5 @@ def verify(
         stack_depth=tuple(s.stack_depth for s in cfg.subprogs),
         subprog_starts=tuple(s.start for s in cfg.subprogs),
         insn_aux=tuple(v.aux),
+        insn_limit=insn_limit,
     )

@@ -37,6 +37,7 @@ from netbpf.uapi import (
     MapType,
     ProgramType,
 )
+from netbpf.verifier.btfwalk import STRUCTS, WalkError, WalkResult, map_struct, struct_access
 from netbpf.verifier.cfg import CALLBACK_HELPERS, Cfg, analyse, live_str
 from netbpf.verifier.ctx import ctx_access, sock_access
 from netbpf.verifier.fmt import frame_str, snum
@@ -108,7 +109,7 @@ from netbpf.verifier.state import (
 )
 from netbpf.verifier.tnum import U32, U64, tadd, tconst, tin, tis_aligned, tstr
 
-__all__ = ["Reject", "Verifier"]
+__all__ = ["Reject", "Restart", "Verifier"]
 
 MAX_CALL_FRAMES = 8
 BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192
@@ -158,6 +159,15 @@ _PKT_READ = _PKT_WRITE | {
     ProgramType.CGROUP_SKB,
 }
 _LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.SCHED_ACT}
+
+
+class Restart(Exception):
+    """A conditional jump was predicted that the relevance analysis did not treat as a
+    check: verification starts over with it added (see precision.py)."""
+
+    def __init__(self, idx: int) -> None:
+        super().__init__(idx)
+        self.idx = idx
 
 
 class Reject(Exception):
@@ -242,8 +252,13 @@ class Verifier:
         btf: Any = None,
         func_info: Sequence[Any] = (),
         source: Any = None,
+        predicted: frozenset[int] = frozenset(),
     ) -> None:
         self.insns = list(insns)
+        #: conditional jumps known to be predicted (see precision.py); predicting
+        #: another one raises Restart
+        self.predicted = predicted
+        self._rel_ids: frozenset[int] | None = None
         self.n = len(self.insns)
         self.prog_type = prog_type
         self.attach_type = attach_type
@@ -364,14 +379,26 @@ class Verifier:
     def run(self) -> None:
         nargs = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
         self.cfg = cfg = analyse(self.insns, nargs)
+        uses = _helper_uses()
+        if any(
+            m.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
+            for m, _ in self.maps_by_slot.values()
+        ):
+            # a lookup may return an inner map pointer, whose struct holds pointers
+            lk = uses[1]
+            uses = dict(uses)
+            uses[1] = HelperUse(
+                lk.checked_args, True, lk.reads_stack_for_checks, 0, returns_struct_ptr=True
+            )
         self.rel = analyse_relevance(
             self.insns,
             [(sp.start, sp.end) for sp in cfg.subprogs],
             cfg.second_half,
-            _helper_uses(),
+            uses,
             main_exit_r0=self.return_range() is not None,
             callbacks=frozenset(k for k, sp in enumerate(cfg.subprogs) if sp.is_cb),
             quiet_key_sites=self._nonarray_key_sites(),
+            predicted=self.predicted,
         )
         if self.log_level >= 2:
             for k, sp in enumerate(cfg.subprogs):
@@ -457,6 +484,12 @@ class Verifier:
                     )
                 info_m, off = m
                 self.aux[i].map_name = info_m.name
+                # check_map_prog_compatibility
+                if info_m.spin_lock_off is not None and self.prog_type == ProgramType.SOCKET_FILTER:
+                    self.insn_idx = i
+                    raise self.fail(
+                        "socket filter progs cannot use bpf_spin_lock yet", kind="spin_lock"
+                    )
                 if src in (BPF_PSEUDO_MAP_VALUE, BPF_PSEUDO_MAP_IDX_VALUE):
                     off = off or 0
                     self.aux[i].map_off = off
@@ -1069,6 +1102,10 @@ class Verifier:
             raise self.fail(
                 f"R{dst} 32-bit pointer arithmetic prohibited", reg=dst, kind="ptr_arith"
             )
+        if ptr.type & T.BASE_MASK == T.PTR_TO_MEM and ptr.type & T.PTR_UNTRUSTED:
+            # untrusted memory is read with probe loads: no offset tracking, the
+            # destination keeps what it was
+            return
         if ptr.type & T.MAYBE_NULL:
             raise self.fail(
                 f"R{dst} pointer arithmetic on {type_str(ptr.type)} prohibited, null-check it first",
@@ -1328,7 +1365,9 @@ class Verifier:
                 raise self.fail(
                     f"R{regno} cannot write into {type_str(t)}", reg=regno, kind="rdonly"
                 )
-            self.check_mem_region_access(regno, off, size, r.mem_size, False)
+            # read-only untrusted memory is read through probe loads: no bounds
+            if not (rdonly and t & T.PTR_UNTRUSTED):
+                self.check_mem_region_access(regno, off, size, r.mem_size, False)
             if value_regno >= 0 and (not write or rdonly):
                 regs[value_regno].mark_unknown()
                 self.set_origin(value_regno, "a load from a ringbuf/helper memory")
@@ -1403,6 +1442,8 @@ class Verifier:
             if value_regno >= 0:
                 regs[value_regno].mark_unknown()
                 self.set_origin(value_regno, f"a {type_str(t)} field")
+        elif base == T.PTR_TO_BTF_ID and not (t & T.MAYBE_NULL) and r.btf_name in STRUCTS:
+            self.check_ptr_to_btf_access(regno, off, size, write, value_regno)
         elif base == T.PTR_TO_BTF_ID and not (t & T.MAYBE_NULL):
             raise self.fail(
                 f"R{regno} access through BTF pointer ptr_{r.btf_name} is not modelled by netbpf",
@@ -1410,11 +1451,7 @@ class Verifier:
                 kind="unsupported",
             )
         elif t == T.CONST_PTR_TO_MAP:
-            raise self.fail(
-                f"netbpf does not model loads from struct bpf_map (R{regno} is a map pointer)",
-                reg=regno,
-                kind="unsupported",
-            )
+            self.check_ptr_to_map_access(regno, off, size, write, value_regno)
         elif t == T.PTR_TO_ARENA:
             if not write and value_regno >= 0:
                 regs[value_regno].mark_unknown()
@@ -1502,6 +1539,99 @@ class Verifier:
             raise self.fail(
                 f"R{regno} max value is outside of the allowed memory range", reg=regno, kind="oob"
             )
+
+    def _mark_btf_ld_reg(self, value_regno: int, res: WalkResult, what: str) -> None:
+        v = self.regs[value_regno]
+        if res.type == T.SCALAR:
+            v.mark_unknown()
+        else:
+            v.mark_known_zero()
+            v.type = res.type | res.flags
+            v.btf_name = res.btf_name
+            v.mem_size = 0
+        self.set_origin(value_regno, what)
+
+    def check_ptr_to_map_access(
+        self, regno: int, off: int, size: int, write: bool, value_regno: int
+    ) -> None:
+        """Loads from the map's kernel struct (struct bpf_array...) through a map
+        pointer."""
+        m: MapInfo = self.regs[regno].map
+        tname = map_struct(m.type)
+        if tname is None or tname not in STRUCTS:
+            raise self.fail(
+                f"map_ptr access not supported for map type {m.type}", reg=regno, kind="map_ptr"
+            )
+        if off < 0:
+            raise self.fail(
+                f"R{regno} is {tname} invalid negative access: off={off}",
+                reg=regno,
+                kind="struct_access",
+            )
+        if write:
+            raise self.fail(f"only read from {tname} is supported", reg=regno, kind="struct_access")
+        try:
+            res = struct_access(tname, off, size)
+        except WalkError as e:
+            raise self.fail(str(e), reg=regno, kind="struct_access") from None
+        if value_regno >= 0:
+            self._mark_btf_ld_reg(
+                value_regno, res, f"struct {tname} of map '{m.name}' (offset {off})"
+            )
+
+    def check_ptr_to_btf_access(
+        self, regno: int, off: int, size: int, write: bool, value_regno: int
+    ) -> None:
+        """Loads through a pointer to a kernel struct found in a map's struct."""
+        r = self.regs[regno]
+        tname = r.btf_name
+        if not self.gpl:
+            raise self.fail(
+                f"Cannot access kernel 'struct {tname}' from non-GPL compatible program",
+                reg=regno,
+                kind="gpl",
+            )
+        if off < 0:
+            raise self.fail(
+                f"R{regno} is ptr_{tname} invalid negative access: off={off}",
+                reg=regno,
+                kind="struct_access",
+            )
+        if r.mask != 0 or r.value:
+            raise self.fail(
+                f"R{regno} is ptr_{tname} invalid variable offset: off={off}, var_off={tstr(r.var_off)}",
+                reg=regno,
+                kind="struct_access",
+            )
+        if r.type & T.MEM_USER:
+            raise self.fail(
+                f"R{regno} is ptr_{tname} access user memory: off={off}",
+                reg=regno,
+                kind="struct_access",
+            )
+        if r.type & T.MEM_PERCPU:
+            raise self.fail(
+                f"R{regno} is ptr_{tname} access percpu memory: off={off}",
+                reg=regno,
+                kind="struct_access",
+            )
+        if write:
+            raise self.fail("only read is supported", reg=regno, kind="struct_access")
+        try:
+            res = struct_access(tname, off, size)
+        except WalkError as e:
+            raise self.fail(str(e), reg=regno, kind="struct_access") from None
+        if res.type == T.PTR_TO_BTF_ID:
+            if r.type & T.PTR_UNTRUSTED:
+                res = WalkResult(res.type, res.btf_name, T.PTR_UNTRUSTED)
+            else:
+                # pointers found walking an untrusted (not trusted, not rcu) pointer
+                # lose rcu/trusted flags: "old compat"
+                res = WalkResult(
+                    res.type, res.btf_name, res.flags & ~(T.PTR_TRUSTED | T.MEM_RCU | T.MEM_ALLOC)
+                )
+        if value_regno >= 0:
+            self._mark_btf_ld_reg(value_regno, res, f"struct {tname} (offset {off})")
 
     def check_map_access_type(self, regno: int, off: int, size: int, write: bool) -> None:
         m: MapInfo = self.regs[regno].map
@@ -2030,6 +2160,9 @@ class Verifier:
         jmp32 = info.cls == BPF_JMP32
         pred = is_branch_taken(dst, src, op, jmp32)
         idx = self.insn_idx
+        if pred >= 0 and idx not in self.predicted:
+            # state pruning so far assumed this jump's operands decide nothing
+            raise Restart(idx)
         aux = self.aux[idx]
         if pred >= 0:
             aux.branch = pred if aux.branch in (-1, pred) else 2
@@ -2497,6 +2630,14 @@ class Verifier:
         args = args_for(proto, self.ptype_name)
         for i, arg in enumerate(args):
             self.check_func_arg(i, arg, args, meta, proto)
+        # record_func_map
+        if meta.map is not None and not meta.map.can_write and func_id in (2, 3, 87, 88):
+            raise self.fail("write into map forbidden", kind="map_rdonly")
+        # record_func_key: Linux 6.18 marks the tail call index precise, and that
+        # backtracking trips over a callback frame (a kernel-internal check, but a
+        # refusal all the same)
+        if func_id == 12 and self.frame.in_callback_fn:
+            raise self.fail("verifier bug: callback unexpected regs 1", kind="verifier_bug")
         regs = self.regs
         if meta.access_size:
             for i in range(meta.access_size):
@@ -3124,6 +3265,10 @@ class Verifier:
         cfg = self.cfg
         assert cfg is not None
         nf = len(old.frames)
+        rel_top = self.rel.prune[idx]
+        # a scalar that cannot reach a check itself may still be linked (same id) to
+        # one that does: a branch on it then narrows the other, so it matters too
+        self._rel_ids = _linked_ids(old, rel_top, cfg.live_before[idx]) if exact == 0 else None
         for i in range(nf):
             if old.frames[i].callsite != cur.frames[i].callsite:
                 return False
@@ -3131,7 +3276,7 @@ class Verifier:
             live = cfg.live_before[insn_idx]
             # scalars that cannot reach a check need not match (the kernel's
             # "imprecise"); caller frames are compared in full
-            rel = self.rel.prune[idx] if i == nf - 1 else REGS | ALL_SLOTS
+            rel = rel_top if i == nf - 1 else REGS | ALL_SLOTS
             if not self._func_states_equal(
                 old.frames[i], cur.frames[i], live, rel, idmap, rev, exact
             ):
@@ -3190,7 +3335,13 @@ class Verifier:
             if not live >> i & 1:
                 continue
             o, c = old.regs[i], cur.regs[i]
-            if exact == 0 and not rel >> i & 1 and o.type == T.SCALAR and c.type == T.SCALAR:
+            if (
+                exact == 0
+                and not rel >> i & 1
+                and o.type == T.SCALAR
+                and c.type == T.SCALAR
+                and not (o.id and o.id & _ID_MASK in self._rel_ids)  # type: ignore[operator]
+            ):
                 continue
             if not self._regsafe(o, c, idmap, rev, exact):
                 return False
@@ -3278,6 +3429,11 @@ class Verifier:
                 and i < n_cur
                 and _scalarish(os_)
                 and _scalarish(cur.stack[spi])
+                and not (
+                    os_.is_spilled_scalar()
+                    and os_.spilled.id
+                    and os_.spilled.id & _ID_MASK in self._rel_ids  # type: ignore[operator]
+                )
             ):
                 # a slot whose value cannot reach a check: any scalar content will do
                 i += REG_SIZE
@@ -3357,7 +3513,7 @@ class Verifier:
 
     def stats_line(self) -> str:
         return (
-            f"processed {self.insn_processed} insns (limit {1_000_000}) "
+            f"processed {self.insn_processed} insns (limit {self.insn_limit}) "
             f"max_states_per_insn {self.max_states_per_insn} total_states {self.total_states} "
             f"peak_states {self.peak_states} mark_read 0"
         )
@@ -3498,6 +3654,32 @@ def _helper_uses() -> dict[int, HelperUse]:
 
 
 _HELPER_USES: dict[int, HelperUse] | None = None
+
+
+_ID_MASK = (1 << 30) - 1
+
+
+def _linked_ids(st: VState, rel_top: int, live_top: int) -> frozenset[int]:
+    """Ids of the scalars of ``st`` that state comparison looks at: relevant live
+    registers and relevant stack slots of the innermost frame, everything in the
+    callers' frames."""
+    out: set[int] = set()
+    nf = len(st.frames)
+    for k, f in enumerate(st.frames):
+        top = k == nf - 1
+        for i in range(10):
+            r = f.regs[i]
+            if (
+                r.id
+                and r.type == T.SCALAR
+                and (not top or (rel_top >> i & 1 and live_top >> i & 1))
+            ):
+                out.add(r.id & _ID_MASK)
+        for spi, slot in enumerate(f.stack):
+            if slot.is_spilled_scalar() and slot.spilled.id:
+                if not top or rel_top >> (SLOT0 + spi) & 1:
+                    out.add(slot.spilled.id & _ID_MASK)
+    return frozenset(out)
 
 
 def _scalar_reg_for_stack(s: StackSlot) -> Reg | None:

@@ -258,7 +258,7 @@ _SKB_RULES[P.LWT_SEG6LOCAL] = _SKB_RULES[P.LWT_IN]
 
 
 def _flow_dissector(off: int, size: int, write: bool, ldsx: bool) -> CtxResult | None:
-    if off < 0 or off >= 192 or write:
+    if off < 0 or off >= 192 or write or off % size:
         return None
     if _in(off, _R["data"]):
         return CtxResult(T.PTR_TO_PACKET) if not ldsx and size == 4 else None

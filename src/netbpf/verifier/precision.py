@@ -14,8 +14,15 @@ the rest as imprecise is sound: they cannot influence any check on any path.
 
 Two variants:
 
-* ``prune``: conditional jumps are checks (a branch's direction may be decided by
-  its operands); used to decide which scalars state comparison must look at;
+* ``prune``: the conditional jumps whose direction the verifier *predicted* from
+  their operands (``is_branch_taken``) are checks; used to decide which scalars state
+  comparison must look at.  Which jumps get predicted is only known while verifying:
+  the verifier starts assuming none is, and when one is predicted that was not in the
+  set, it adds it and verifies again from the start (the set only grows, so this
+  ends; in the last run every prediction is covered).  A jump explored both ways
+  decides nothing: any value of an operand that reaches no other check will do, as
+  for the kernel's imprecise scalars (but its operands are linked: each refines the
+  other);
 * ``widen``: conditional jumps are not checks; used to decide which scalars may be
   widened at loop heads.  Widening is always sound; keeping a counter that only
   feeds a comparison with another unknown value would stop a ``may_goto`` loop from
@@ -39,6 +46,8 @@ from netbpf.uapi import (
     BPF_JMP32,
     BPF_PSEUDO_CALL,
     BPF_PSEUDO_FUNC,
+    BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_IDX,
     BPF_SUB,
 )
 
@@ -55,10 +64,21 @@ CALLER_SAVED = 0b111111
 class HelperUse:
     """What a helper call does with its arguments, for this analysis."""
 
-    __slots__ = ("callback_arg", "checked_args", "reads_stack_for_checks", "returns_ptr")
+    __slots__ = (
+        "callback_arg",
+        "checked_args",
+        "reads_stack_for_checks",
+        "returns_ptr",
+        "returns_struct_ptr",
+    )
 
     def __init__(
-        self, checked_args: int, returns_ptr: bool, reads_stack_for_checks: bool, callback_arg: int
+        self,
+        checked_args: int,
+        returns_ptr: bool,
+        reads_stack_for_checks: bool,
+        callback_arg: int,
+        returns_struct_ptr: bool = False,
     ) -> None:
         #: argument registers whose (scalar) value the verifier checks (bitmask, r1=bit1)
         self.checked_args = checked_args
@@ -67,6 +87,9 @@ class HelperUse:
         self.reads_stack_for_checks = reads_stack_for_checks
         #: for bpf_loop/for_each_map_elem: the register holding the callback (0: none)
         self.callback_arg = callback_arg
+        #: the result may point to a kernel struct whose loads give pointers (a map
+        #: pointer out of a map-in-map lookup)
+        self.returns_struct_ptr = returns_struct_ptr
 
 
 class Relevance:
@@ -106,17 +129,23 @@ def _succ(insns: Sequence[Instruction], i: int) -> list[int]:
 
 class _Spills:
     """Where the program may store pointers on the stack (found by iterating the
-    forward pass): fixed r10 offsets per function, functions with pointers stored at
-    unknown offsets of their own frame, and whether a pointer is ever stored through
-    a pointer into another function's frame."""
+    forward pass): fixed r10 offsets per function, with what the stored values may
+    be; functions with pointers stored at unknown offsets of their own frame; and
+    whether a pointer is ever stored through a pointer into another function's
+    frame."""
 
     def __init__(self) -> None:
-        self.slots: set[tuple[int, int]] = set()
+        #: (function, r10 offset) -> facts of the pointers stored there (a 4-bit
+        #: mask: may-pointer, own stack, foreign stack, context-like)
+        self.slots: dict[tuple[int, int], int] = {}
         self.own_any: set[int] = set()
         self.foreign = False
+        #: function -> the functions whose frames its pointer arguments may reach
+        #: (None: any)
+        self.ancestors: dict[int, frozenset[int]] | None = None
 
-    def key(self) -> tuple[frozenset[tuple[int, int]], frozenset[int], bool]:
-        return frozenset(self.slots), frozenset(self.own_any), self.foreign
+    def key(self) -> tuple[frozenset[tuple[tuple[int, int], int]], frozenset[int], bool]:
+        return frozenset(self.slots.items()), frozenset(self.own_any), self.foreign
 
     def in_frame(self, sub: int, off: int | None) -> bool:
         if self.foreign or sub in self.own_any:
@@ -125,9 +154,21 @@ class _Spills:
             return any(k == sub for k, _ in self.slots)
         return (sub, off) in self.slots
 
+    def facts(self, sub: int, off: int) -> int:
+        """What an 8-byte reload of fp+off may give (the 4-bit fact mask)."""
+        if self.foreign or sub in self.own_any:
+            return 0b1111
+        return self.slots.get((sub, off), 0)
+
     def elsewhere(self, sub: int) -> bool:
-        """A pointer may sit in some other function's frame."""
-        return self.foreign or any(k != sub for k, _ in self.slots) or bool(self.own_any - {sub})
+        """A pointer may sit in a frame another function's pointer argument can
+        reach: the frames of the functions that (transitively) call ``sub``."""
+        if self.foreign:
+            return True
+        anc = self.ancestors.get(sub) if self.ancestors is not None else None
+        if anc is None:
+            return any(k != sub for k, _ in self.slots) or bool(self.own_any - {sub})
+        return any(k in anc for k, _ in self.slots) or bool(self.own_any & anc)
 
 
 #: forward facts per register, as bitmasks: may be a pointer, may point into this
@@ -206,9 +247,23 @@ def _fwd_transfer(
         return clear(bd)
     if k is Kind.LD_IMM64:
         q, o, f, c = clear(bd)
+        if insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX):
+            # a map pointer: loads through it read the map's kernel struct, which
+            # holds pointers (counted as "context" here: loads may give pointers)
+            c |= bd
         return (q | bd if insn.src else q), o, f, c
     if k is Kind.LDX:
         base_ctx = bool(cx >> s & 1)
+        if s == 10 and info.size == 8 and not base_ctx:
+            # a reload of a fixed slot: what was spilled there
+            fl = spills.facts(sub, insn.off)
+            q, o, f, c = clear(bd)
+            return (
+                q | (bd if fl & 1 else 0),
+                o | (bd if fl & 2 else 0),
+                f | (bd if fl & 4 else 0),
+                c | (bd if fl & 8 else 0),
+            )
         if s == 10:
             spilled = spills.in_frame(sub, insn.off)
         else:
@@ -224,7 +279,9 @@ def _fwd_transfer(
     if k is Kind.STX:
         if p >> s & 1:
             if d == 10:
-                spills.slots.add((sub, insn.off))
+                fl = 1 | (own >> s & 1) << 1 | (far >> s & 1) << 2 | (cx >> s & 1) << 3
+                key = (sub, insn.off)
+                spills.slots[key] = spills.slots.get(key, 0) | fl
             else:
                 if own >> d & 1:
                     spills.own_any.add(sub)
@@ -239,6 +296,8 @@ def _fwd_transfer(
             h = helpers.get(insn.imm)
             if h is None or h.returns_ptr:
                 q |= 1
+            if h is None or h.returns_struct_ptr:
+                c |= 1
         else:
             q |= 1
         return q, o, f, c
@@ -258,12 +317,13 @@ def _bwd_transfer(
     helpers: Mapping[int, HelperUse],
     callee_reads: Mapping[int, bool],
     idx: int,
-    jcc_sink: bool,
+    jcc_sink: bool | frozenset[int],
     exit_r0: bool,
     cb_reads: Mapping[int, bool],
     quiet: frozenset[int] = frozenset(),
 ) -> int:
-    """relevant-before from relevant-after."""
+    """relevant-before from relevant-after.  ``jcc_sink``: which conditional jumps are
+    checks (True: all; a set: those instructions)."""
     info = OPCODES[insn.opcode]
     k = info.kind
     d, s = insn.dst, insn.src
@@ -336,10 +396,16 @@ def _bwd_transfer(
         return res
     if k is Kind.JCC:
         res = out
-        if jcc_sink:
+        if jcc_sink is True or (jcc_sink is not False and idx in jcc_sink):
+            # the branch's direction was decided by its operands
             res |= bd
             if info.use_src_reg:
                 res |= bs
+        elif info.use_src_reg and out & (bd | bs):
+            # both directions are explored, but each refines one operand's bounds
+            # with the other's: they matter together (the kernel's backtracking
+            # links them the same way)
+            res |= bd | bs
         return res
     if k is Kind.CALL:
         res = out & ~CALLER_SAVED
@@ -371,7 +437,7 @@ def _backward(
     helpers: Mapping[int, HelperUse],
     callee_reads: Mapping[int, bool],
     cb_reads: Mapping[int, bool],
-    jcc_sink: bool,
+    jcc_sink: bool | frozenset[int],
     exit_r0: bool,
     quiet: frozenset[int] = frozenset(),
 ) -> dict[int, int]:
@@ -392,6 +458,84 @@ def _backward(
     return rel
 
 
+def _ancestors(
+    insns: Sequence[Instruction],
+    subprog_bounds: list[tuple[int, int]],
+    starts: Mapping[int, int],
+    second_half: set[int],
+    cb_of: Mapping[int, int | None],
+) -> dict[int, frozenset[int]] | None:
+    """For each function, the functions that call it, directly or not (bpf-to-bpf
+    calls and callbacks); None if some callback cannot be attributed to its caller."""
+    if any(cb is None for cb in cb_of.values()):
+        return None
+    owner = {}
+    for k, (a, b) in enumerate(subprog_bounds):
+        for i in range(a, b):
+            owner[i] = k
+    callers: dict[int, set[int]] = {k: set() for k in range(len(subprog_bounds))}
+    for i, insn in enumerate(insns):
+        if i in second_half:
+            continue
+        info = OPCODES.get(insn.opcode)
+        if info is None:
+            continue
+        if info.kind is Kind.CALL and insn.src == BPF_PSEUDO_CALL:
+            callee = starts.get(i + insn.imm + 1)
+            if callee is None:
+                return None
+            callers[callee].add(owner[i])
+        elif info.kind is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+            cb = starts.get(i + insn.imm + 1)
+            if cb is None:
+                return None
+            callers[cb].add(owner[i])
+    out: dict[int, frozenset[int]] = {}
+    for k in callers:
+        seen: set[int] = set()
+        todo = list(callers[k])
+        while todo:
+            c = todo.pop()
+            if c not in seen:
+                seen.add(c)
+                todo.extend(callers[c])
+        out[k] = frozenset(seen)
+    return out
+
+
+def _callback_loaded(
+    insns: Sequence[Instruction],
+    call: int,
+    reg: int,
+    starts: Mapping[int, int],
+    joins: set[int],
+    second_half: set[int],
+) -> int | None:
+    """The subprogram whose address ``ld_imm64 reg = func`` put in ``reg`` before
+    ``call``, looking back inside the straight-line block; None if not found."""
+    i = call
+    while i > 0 and i not in joins:
+        i -= 1
+        if i in second_half:
+            continue
+        insn = insns[i]
+        info = OPCODES.get(insn.opcode)
+        if info is None:
+            return None
+        if info.kind in (
+            Kind.JA, Kind.JCC, Kind.EXIT, Kind.MAY_GOTO, Kind.CALL, Kind.CALLX,
+            Kind.ATOMIC, Kind.LD_ABS, Kind.LD_IND,
+        ):  # fmt: skip
+            return None
+        if info.kind is Kind.LD_IMM64 and insn.dst == reg:
+            if insn.src == BPF_PSEUDO_FUNC:
+                return starts.get(i + insn.imm + 1)
+            return None
+        if insn.dst == reg and info.kind not in (Kind.ST, Kind.STX, Kind.JA):
+            return None
+    return None
+
+
 def analyse_relevance(
     insns: Sequence[Instruction],
     subprog_bounds: list[tuple[int, int]],
@@ -401,9 +545,12 @@ def analyse_relevance(
     main_exit_r0: bool,
     callbacks: frozenset[int] = frozenset(),
     quiet_key_sites: frozenset[int] = frozenset(),
+    predicted: bool | frozenset[int] = True,
 ) -> Relevance:
     """``helpers``: helper id -> :class:`HelperUse`; ``main_exit_r0``: the program's
-    return value is range-checked (so R0 at exit matters)."""
+    return value is range-checked (so R0 at exit matters); ``predicted``: the
+    conditional jumps whose direction the verifier decided from their operands (True:
+    assume any may be)."""
     n = len(insns)
     starts = {s: k for k, (s, _) in enumerate(subprog_bounds)}
     shapes = []
@@ -415,7 +562,42 @@ def analyse_relevance(
             for w in ws:
                 preds.setdefault(w, []).append(i)
         shapes.append((order, succs, preds))
+    # the callback each callback-calling helper call passes, when it is loaded into
+    # the callback register in the same straight-line block (else None: any)
+    joins = {
+        w
+        for _, _, preds in shapes
+        for w, ps in preds.items()
+        if ps != [w - 2 if w - 1 in second_half else w - 1]
+    }
+    cb_of: dict[int, int | None] = {}
+    for j, other in enumerate(insns):
+        oi = OPCODES.get(other.opcode)
+        if j in second_half or oi is None or oi.kind is not Kind.CALL or other.src != 0:
+            continue
+        h = helpers.get(other.imm)
+        if h is None or not h.callback_arg:
+            continue
+        cb_of[j] = _callback_loaded(insns, j, h.callback_arg, starts, joins, second_half)
+
+    # what a callback's arguments may be, from the helpers that call it:
+    # bpf_loop (u32 index, void *ctx), bpf_for_each_map_elem (map, key, value, ctx),
+    # ctx pointing to the caller's stack, the map pointer's loads giving pointers
+    cb_entry: dict[int, list[int]] = {}
+    unknown_cb = False
+    for j, cb in cb_of.items():
+        hid = insns[j].imm
+        e = [1 << 2 | 1 << 10, 1 << 10, 1 << 2, 0] if hid == 181 else None
+        if hid == 164:
+            e = [0b11110 | 1 << 10, 1 << 10, 1 << 4, 1 << 1]
+        if cb is None or e is None:
+            unknown_cb = True
+            continue
+        acc = cb_entry.setdefault(cb, [0, 0, 0, 0])
+        for x in range(4):
+            acc[x] |= e[x]
     spills = _Spills()
+    spills.ancestors = _ancestors(insns, subprog_bounds, starts, second_half, cb_of)
     while True:
         seen = spills.key()
         subs = []
@@ -423,9 +605,12 @@ def analyse_relevance(
             entry: Fwd
             if k == 0:
                 entry = (1 << 1 | 1 << 10, 1 << 10, 0, 1 << 1)
+            elif k in callbacks and k in cb_entry and not unknown_cb:
+                ce = cb_entry[k]
+                entry = (ce[0], ce[1], ce[2], ce[3])
             elif k in callbacks:
-                # bpf_loop / for_each_map_elem callbacks never get the context
-                entry = (ARGS | 1 << 10, 1 << 10, ARGS, 0)
+                # callbacks never get the context (but a map pointer, maybe)
+                entry = (ARGS | 1 << 10, 1 << 10, ARGS, ARGS)
             else:
                 entry = (ARGS | 1 << 10, 1 << 10, ARGS, ARGS)
             fwd = _forward(insns, order, preds, entry, helpers, k, spills)
@@ -453,13 +638,12 @@ def analyse_relevance(
                 cb = starts.get(i + insn.imm + 1)
                 if cb is not None and reads[cb]:
                     cb_any = True
-        if cb_any:
-            for j, other in enumerate(insns):
-                oi = OPCODES.get(other.opcode)
-                if oi is not None and oi.kind is Kind.CALL and other.src == 0:
-                    h = helpers.get(other.imm)
-                    if h is not None and h.callback_arg:
-                        cbs[j] = True
+        for j, cb in cb_of.items():
+            if cb is None:
+                if cb_any:
+                    cbs[j] = True
+            elif reads[cb]:
+                cbs[j] = True
         return callee, cbs
 
     def reads_of(k: int, rel: dict[int, int], liberal: bool) -> bool:
@@ -479,7 +663,8 @@ def analyse_relevance(
 
     nsub = len(subprog_bounds)
     results: list[list[dict[int, int]]] = [[], []]
-    for variant, (jcc, liberal) in enumerate(((True, False), (False, True))):
+    variants: tuple[tuple[bool | frozenset[int], bool], ...] = ((predicted, False), (False, True))
+    for variant, (jcc, liberal) in enumerate(variants):
         reads = [False] * nsub
         for _ in range(nsub + 2):
             callee, cbs = call_maps(reads)

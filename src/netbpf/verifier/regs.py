@@ -100,6 +100,8 @@ class RegType:
     PTR_UNTRUSTED = 1 << 12
     MEM_RCU = 1 << 13
     MEM_ALLOC = 1 << 14
+    MEM_USER = 1 << 15
+    MEM_PERCPU = 1 << 16
 
 
 T = RegType
@@ -140,6 +142,10 @@ def type_str(t: int) -> str:
         prefix += "rdonly_"
     if t & T.MEM_RINGBUF:
         prefix += "ringbuf_"
+    if t & T.MEM_USER:
+        prefix += "user_"
+    if t & T.MEM_PERCPU:
+        prefix += "percpu_"
     if t & T.MEM_RCU:
         prefix += "rcu_"
     if t & T.PTR_UNTRUSTED:
@@ -481,8 +487,9 @@ class Reg:
         if self.s32_min >= 0 and self.smin >= S32_MIN and self.smax <= S32_MAX:
             self.smin = self.s32_min
             self.smax = self.s32_max
-            self.umin = self.s32_min
-            self.umax = self.s32_max
+            # (s32 -> u64 sign-extends: a contradictory s32_max < 0 gives a huge umax)
+            self.umin = self.s32_min & U64
+            self.umax = self.s32_max & U64
             self.var_off = tintersect(self.var_off, trange(self.smin & U64, self.smax & U64))
 
     def deduce_bounds(self) -> None:
@@ -496,13 +503,32 @@ class Reg:
         var32 = tintersect(tsubreg(var64), trange(self.u32_min, self.u32_max))
         self.var_off = tor(tclear_subreg(var64), var32)
 
-    def sync(self) -> None:
-        """reg_bounds_sync: make tnum and all eight bounds agree."""
+    def sync_reference(self) -> None:
+        """reg_bounds_sync, step by step as the kernel writes it (the specification
+        :meth:`sync` is tested against)."""
         self.update_bounds()
         self.deduce_bounds()
         self.deduce_bounds()
         self.bound_offset()
         self.update_bounds()
+
+    def sync(self) -> None:
+        """reg_bounds_sync: make tnum and all eight bounds agree (the same steps as
+        :meth:`sync_reference`, on local variables: this is the verifier's hottest
+        function)."""
+        v, m = self.value, self.mask
+        if m == 0:
+            sv = v - (1 << 64) if v & SIGN64 else v
+            v32 = v & U32
+            if (
+                self.umin == v == self.umax
+                and self.smin == sv == self.smax
+                and self.u32_min == v32 == self.u32_max
+            ):
+                s32v = v32 - (1 << 32) if v32 & 0x8000_0000 else v32
+                if self.s32_min == s32v == self.s32_max:
+                    return
+        _sync(self)
 
     def bounds_violation(self) -> str | None:
         """reg_bounds_sanity_check: what is inconsistent, or None.  Only a dead path
@@ -621,6 +647,165 @@ class Reg:
         self.s32_max = (1 << (bits - 1)) - 1
         self.u32_min, self.u32_max = 0, U32
         self.var_off = (0, U32)
+
+
+def _sync(r: Reg) -> None:
+    """reg_bounds_sync on locals: update, deduce twice, bound the tnum, update."""
+    umin, umax, smin, smax = r.umin, r.umax, r.smin, r.smax
+    u32min, u32max, s32min, s32max = r.u32_min, r.u32_max, r.s32_min, r.s32_max
+    v, m = r.value, r.mask
+    for step in range(2):
+        # __update_reg_bounds (32 then 64)
+        v32, m32 = v & U32, m & U32
+        t = v32 | (m32 & 0x8000_0000)
+        t = t - (1 << 32) if t & 0x8000_0000 else t
+        if t > s32min:
+            s32min = t
+        t = v32 | (m32 & 0x7FFF_FFFF)
+        t = t - (1 << 32) if t & 0x8000_0000 else t
+        if t < s32max:
+            s32max = t
+        if v32 > u32min:
+            u32min = v32
+        if (v32 | m32) < u32max:
+            u32max = v32 | m32
+        t = v | (m & SIGN64)
+        t = t - (1 << 64) if t & SIGN64 else t
+        if t > smin:
+            smin = t
+        t = v | (m & (SIGN64 - 1))
+        t = t - (1 << 64) if t & SIGN64 else t
+        if t < smax:
+            smax = t
+        if v > umin:
+            umin = v
+        if (v | m) < umax:
+            umax = v | m
+        # a single tnum value in the u64 range
+        tmax = v | m
+        nxt = tstep((v, m), umin)
+        umin_in = (umin & ~m) == v
+        known = None
+        if umin_in and nxt > umax:
+            known = umin
+        elif not umin_in and nxt == tmax:
+            known = tmax
+        elif not umin_in and nxt <= umax and tstep((v, m), nxt) > umax:
+            known = nxt
+        if known is not None:
+            v, m = known, 0
+            smin = smax = known - (1 << 64) if known & SIGN64 else known
+            umin = umax = known
+            u32min = u32max = known & U32
+            s32min = s32max = u32min - (1 << 32) if u32min & 0x8000_0000 else u32min
+        if step:
+            break
+        for _ in range(2):
+            # __reg32_deduce_bounds
+            if (umin >> 32) == (umax >> 32):
+                if (umin & U32) > u32min:
+                    u32min = umin & U32
+                if (umax & U32) < u32max:
+                    u32max = umax & U32
+                a, b = s32(umin), s32(umax)
+                if a <= b:
+                    if a > s32min:
+                        s32min = a
+                    if b < s32max:
+                        s32max = b
+            if (smin >> 32) == (smax >> 32):
+                if (smin & U32) <= (smax & U32):
+                    if (smin & U32) > u32min:
+                        u32min = smin & U32
+                    if (smax & U32) < u32max:
+                        u32max = smax & U32
+                a, b = s32(smin), s32(smax)
+                if a <= b:
+                    if a > s32min:
+                        s32min = a
+                    if b < s32max:
+                        s32max = b
+            if ((umin >> 32) + 1) & U32 == (umax >> 32) & U32:
+                a, b = s32(umin), s32(umax)
+                if a < 0 <= b:
+                    if a > s32min:
+                        s32min = a
+                    if b < s32max:
+                        s32max = b
+            if ((smin >> 32) + 1) & U32 == (smax >> 32) & U32:
+                a, b = s32(smin), s32(smax)
+                if a < 0 <= b:
+                    if a > s32min:
+                        s32min = a
+                    if b < s32max:
+                        s32max = b
+            a, b = s32(u32min), s32(u32max)
+            if a <= b:
+                if a > s32min:
+                    s32min = a
+                if b < s32max:
+                    s32max = b
+            a, b = s32min & U32, s32max & U32
+            if a <= b:
+                if a > u32min:
+                    u32min = a
+                if b < u32max:
+                    u32max = b
+            elif u32max < a:
+                s32min = s32(u32min)
+                if b < u32max:
+                    u32max = b
+            elif b < u32min:
+                s32max = s32(u32max)
+                if a > u32min:
+                    u32min = a
+            # __reg64_deduce_bounds
+            a, b = s64(umin), s64(umax)
+            if a <= b:
+                if a > smin:
+                    smin = a
+                if b < smax:
+                    smax = b
+            a, b = smin & U64, smax & U64
+            if a <= b:
+                if a > umin:
+                    umin = a
+                if b < umax:
+                    umax = b
+            elif umax < a:
+                smin = s64(umin)
+                if b < umax:
+                    umax = b
+            elif b < umin:
+                smax = s64(umax)
+                if a > umin:
+                    umin = a
+            # __reg_deduce_mixed_bounds
+            hi = ~U32 & U64
+            t = (umin & hi) | u32min
+            if t > umin:
+                umin = t
+            t = (umax & hi) | u32max
+            if t < umax:
+                umax = t
+            t = s64((smin & hi) | u32min)
+            if t > smin:
+                smin = t
+            t = s64((smax & hi) | u32max)
+            if t < smax:
+                smax = t
+            if s32min >= 0 and smin >= S32_MIN and smax <= S32_MAX:
+                smin, smax = s32min, s32max
+                umin, umax = s32min & U64, s32max & U64
+                v, m = tintersect((v, m), trange(smin & U64, smax & U64))
+        # __reg_bound_offset
+        var64 = tintersect((v, m), trange(umin, umax))
+        var32 = tintersect((var64[0] & U32, var64[1] & U32), trange(u32min, u32max))
+        v = (var64[0] & ~U32 & U64) | var32[0]
+        m = ((var64[1] & ~U32 & U64) | var32[1]) & ~v & U64
+    r.value, r.mask = v, m
+    r.umin, r.umax, r.smin, r.smax = umin, umax, smin, smax
+    r.u32_min, r.u32_max, r.s32_min, r.s32_max = u32min, u32max, s32min, s32max
 
 
 def _sx(v: int, bits: int) -> int:
@@ -982,6 +1167,32 @@ def scalar_byte_swap(d: Reg, width: int, swap: bool) -> None:
     d.sync()
 
 
+def _concrete(op: int, a: int, b: int, bits: int) -> int | None:
+    full = (1 << bits) - 1
+    if op == ADD:
+        return (a + b) & full
+    if op == SUB:
+        return (a - b) & full
+    if op == MUL:
+        return (a * b) & full
+    if op == AND:
+        return a & b
+    if op == OR:
+        return a | b
+    if op == XOR:
+        return a ^ b
+    if op == NEG:
+        return (-a) & full
+    if op == LSH:
+        return (a << b) & full
+    if op == RSH:
+        return a >> b
+    if op == ARSH:
+        sa = a - (1 << bits) if a >> (bits - 1) else a
+        return (sa >> b) & full
+    return None
+
+
 def safe_to_compute(op: int, src: Reg, alu32: bool) -> bool:
     """is_safe_to_compute_dst_reg_range: shifts need a constant in-range amount,
     div/mod are not tracked."""
@@ -1003,6 +1214,19 @@ def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> None:
     if not safe_to_compute(op, s, alu32):
         d.mark_unknown()
         return
+    # both operands known: the abstract result is the concrete one (the tnum
+    # operations are exact on constants and the bounds follow the tnum)
+    if alu32:
+        if not (d.mask & U32) and not (s.mask & U32):
+            res = _concrete(op, d.value & U32, s.value & U32, 32)
+            if res is not None:
+                d.mark_known(res & U32)
+                return
+    elif not d.mask and not s.mask:
+        res = _concrete(op, d.value, s.value, 64)
+        if res is not None:
+            d.mark_known(res & U64)
+            return
     if op == ADD:
         scalar32_add(d, s)
         scalar64_add(d, s)
