@@ -25,8 +25,9 @@ that also carries the C source line of the failing instruction (BTF line info), 
 the offending value came from on the failing path, and the usual fix.
 
 What is not modelled (refused with a message saying so, never guessed): kfuncs,
-BTF-typed kernel pointers beyond socket casts, dynptrs, kptrs, timers, arenas, global
-(non-static) functions with BTF argument checks, and unprivileged mode.
+loads through BTF-typed kernel pointers other than the map structs a map pointer
+leads to (socket casts such as ``bpf_skc_to_tcp_sock``), dynptrs, kptrs, timers,
+arenas, and unprivileged mode.  See docs/verifier.md.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
 from netbpf.obj.spec import LineInfo, ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
-from netbpf.verifier.core import InsnAux, Reject, Restart, Verifier
+from netbpf.verifier.core import InsnAux, Reject, Verifier
 from netbpf.verifier.explain import explain
 from netbpf.verifier.maps import MapInfo, map_info
 
@@ -201,13 +202,16 @@ def _run_to_end(
         v = _run(spec, slots, log_level, limit, predicted)
         try:
             v.run()
-        except Restart as r:
-            predicted = predicted | {r.idx}
-            continue
         except Reject as rej:
+            if v.new_predicted:
+                predicted = predicted | v.new_predicted
+                continue
             rej.verifier = v  # type: ignore[attr-defined]
             rej.predicted = predicted  # type: ignore[attr-defined]
             raise
+        if v.new_predicted:
+            predicted = predicted | v.new_predicted
+            continue
         return v, predicted
 
 

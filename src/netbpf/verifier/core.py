@@ -109,7 +109,7 @@ from netbpf.verifier.state import (
 )
 from netbpf.verifier.tnum import U32, U64, tadd, tconst, tin, tis_aligned, tstr
 
-__all__ = ["Reject", "Restart", "Verifier"]
+__all__ = ["Reject", "Verifier"]
 
 MAX_CALL_FRAMES = 8
 BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192
@@ -159,15 +159,6 @@ _PKT_READ = _PKT_WRITE | {
     ProgramType.CGROUP_SKB,
 }
 _LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.SCHED_ACT}
-
-
-class Restart(Exception):
-    """A conditional jump was predicted that the relevance analysis did not treat as a
-    check: verification starts over with it added (see precision.py)."""
-
-    def __init__(self, idx: int) -> None:
-        super().__init__(idx)
-        self.idx = idx
 
 
 class Reject(Exception):
@@ -255,9 +246,11 @@ class Verifier:
         predicted: frozenset[int] = frozenset(),
     ) -> None:
         self.insns = list(insns)
-        #: conditional jumps known to be predicted (see precision.py); predicting
-        #: another one raises Restart
+        #: conditional jumps known to be predicted (see precision.py)
         self.predicted = predicted
+        #: jumps predicted in this run that were not in ``predicted``: if any, the run's
+        #: verdict does not count and verification starts over with them
+        self.new_predicted: set[int] = set()
         self._rel_ids: frozenset[int] | None = None
         self.n = len(self.insns)
         self.prog_type = prog_type
@@ -2161,8 +2154,10 @@ class Verifier:
         pred = is_branch_taken(dst, src, op, jmp32)
         idx = self.insn_idx
         if pred >= 0 and idx not in self.predicted:
-            # state pruning so far assumed this jump's operands decide nothing
-            raise Restart(idx)
+            # state pruning in this run assumed this jump's operands decide nothing:
+            # the run goes on (to find more such jumps at once) but its verdict does
+            # not count (see precision.py)
+            self.new_predicted.add(idx)
         aux = self.aux[idx]
         if pred >= 0:
             aux.branch = pred if aux.branch in (-1, pred) else 2

@@ -62,6 +62,51 @@ HINTS: dict[str, str] = {
     "align": "access the stack (and atomics) at offsets aligned to the access size",
     "unsupported": "netbpf's verifier does not model this feature; load the program "
     "in the kernel (KernelBackend) to verify it",
+    "struct_access": "read kernel structs (struct bpf_map...) only at whole fields of "
+    "their layout, with the field's size, and never write them; CO-RE "
+    "(`BPF_CORE_READ`) keeps the offsets right",
+    "map_ptr": "this map type has no readable kernel struct; keep the value you need "
+    "in a map of your own",
+    "map_wronly": "the map is write-only for programs (BPF_F_WRONLY_PROG); read it from "
+    "user space, or create it without the flag",
+    "spin_lock": "use bpf_spin_lock only in program types that may (not socket filters "
+    "or tracing), on a map value holding a struct bpf_spin_lock",
+    "verifier_bug": "Linux 6.18 refuses this with an internal check: restructure the "
+    "code (here: do the tail call outside the callback, e.g. after bpf_loop returns)",
+    "rdonly": "this memory is read-only (e.g. a read-only map value or helper memory); "
+    "copy it to the stack to modify it",
+    "sock_write": "socket pointers are read-only; change sockets through helpers",
+    "sock": "only read the fields struct bpf_sock (or bpf_tcp_sock...) exposes, with "
+    "their declared size",
+    "map_key": "map keys are read-only in callbacks; copy the key to change it",
+    "stack_read": "initialise the stack bytes before reading them (e.g. `__u8 buf[16] = "
+    "{};`, or `__builtin_memset`), on every path",
+    "spill": "spill pointers to the stack only with 8-byte aligned stores",
+    "fill": "read a spilled pointer back whole (8 bytes, same offset)",
+    "gpl": "this helper (or kernel struct) needs a GPL-compatible license: "
+    'char LICENSE[] SEC("license") = "GPL";',
+    "callback": "pass a static function as the callback, with the signature the helper expects",
+    "cb_ret": "return 0 (continue) or 1 (stop) from the callback",
+    "ret_stack": "do not return pointers to the stack from a function: its frame is gone "
+    "after the return",
+    "ptr_off": "pass the pointer the helper expects unmodified (no offset added)",
+    "ld_abs": "LD_ABS/LD_IND need r6 = the skb context and exist only for socket "
+    "filters and tc programs; read packet data through data/data_end instead",
+    "zero_size": "the size argument may be 0 on some path where the helper refuses 0: "
+    "check `if (len == 0) return ...;` or use a helper taking a size-or-zero",
+    "helper_pkt": "this helper cannot take a packet pointer here: copy the bytes to the "
+    "stack first",
+    "global_arg": "pass arguments matching the global function's BTF signature (a "
+    "context pointer, a scalar, or memory of the declared size)",
+    "ptr_mismatch": "the same instruction may not access different kinds of memory on "
+    "different paths: split the code so each access uses one pointer type",
+    "flow_keys": "stay within struct bpf_flow_keys (56 bytes)",
+    "atomic": "atomic operations work on the stack and map values, with 4/8-byte aligned accesses",
+    "kfunc": "kfunc calls are not modelled by netbpf's verifier; verify the program "
+    "with the kernel",
+    "map_ref": "reference maps through relocations the loader resolves (a map in "
+    "`.maps`, or a global variable in .data/.bss/.rodata)",
+    "insn": "the instruction is malformed; reassemble it",
 }
 
 

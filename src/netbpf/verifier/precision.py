@@ -17,9 +17,9 @@ Two variants:
 * ``prune``: the conditional jumps whose direction the verifier *predicted* from
   their operands (``is_branch_taken``) are checks; used to decide which scalars state
   comparison must look at.  Which jumps get predicted is only known while verifying:
-  the verifier starts assuming none is, and when one is predicted that was not in the
-  set, it adds it and verifies again from the start (the set only grows, so this
-  ends; in the last run every prediction is covered).  A jump explored both ways
+  the verifier starts assuming none is; a run that predicts jumps outside the set
+  does not count, and verification starts over with them added (the set only grows,
+  so this ends; in the last run every prediction is covered).  A jump explored both ways
   decides nothing: any value of an operand that reaches no other check will do, as
   for the kernel's imprecise scalars (but its operands are linked: each refines the
   other);
