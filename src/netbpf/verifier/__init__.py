@@ -41,7 +41,7 @@ from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_program
 from netbpf.obj.spec import LineInfo, ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
-from netbpf.verifier.core import InsnAux, Reject, Verifier
+from netbpf.verifier.core import Abandon, InsnAux, Reject, Verifier
 from netbpf.verifier.explain import explain
 from netbpf.verifier.maps import MapInfo, map_info
 
@@ -171,6 +171,7 @@ def _run(
     log_level: int,
     limit: int,
     predicted: frozenset[int],
+    cache: dict[str, Any] | None = None,
 ) -> Verifier:
     v = Verifier(
         _patched(spec),
@@ -184,6 +185,7 @@ def _run(
         btf=spec.btf,
         func_info=spec.func_info,
         predicted=predicted,
+        cache=cache,
     )
     return v
 
@@ -198,10 +200,14 @@ def _run_to_end(
     """Run the verifier, starting over each time it predicts a conditional jump its
     pruning did not treat as a check (see precision.py); the last run is the answer.
     Raises Reject from that run."""
+    cache: dict[str, Any] = {}
     while True:
-        v = _run(spec, slots, log_level, limit, predicted)
+        v = _run(spec, slots, log_level, limit, predicted, cache)
         try:
             v.run()
+        except Abandon:
+            predicted = predicted | v.new_predicted
+            continue
         except Reject as rej:
             if v.new_predicted:
                 predicted = predicted | v.new_predicted

@@ -235,6 +235,8 @@ def _liveness(
         succs[i] = [w for w in _succ(insns, i) if 0 <= w < n]
     for sub in subprogs:
         order = [i for i in range(sub.start, sub.end) if i not in second_half]
+        # without back-edges one pass in reverse order is the fixpoint
+        loops = any(w <= i for i in order for w in succs[i])
         changed = True
         while changed:
             changed = False
@@ -246,7 +248,7 @@ def _liveness(
                 new = (use | (out & ~dfn)) & 0x3FF
                 if new != live[i]:
                     live[i] = new
-                    changed = True
+                    changed = loops
     return live
 
 

@@ -109,7 +109,7 @@ from netbpf.verifier.state import (
 )
 from netbpf.verifier.tnum import U32, U64, tadd, tconst, tin, tis_aligned, tstr
 
-__all__ = ["Reject", "Verifier"]
+__all__ = ["Abandon", "Reject", "Verifier"]
 
 MAX_CALL_FRAMES = 8
 BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192
@@ -159,6 +159,16 @@ _PKT_READ = _PKT_WRITE | {
     ProgramType.CGROUP_SKB,
 }
 _LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.SCHED_ACT}
+
+
+class Abandon(Exception):
+    """A run whose verdict cannot count (it predicted jumps its pruning ignored) has
+    gone on long enough: verification starts over."""
+
+
+#: how many more instructions a run explores after its first new predicted jump,
+#: collecting more of them for the next run
+ABANDON_AFTER = 4096
 
 
 class Reject(Exception):
@@ -244,13 +254,19 @@ class Verifier:
         func_info: Sequence[Any] = (),
         source: Any = None,
         predicted: frozenset[int] = frozenset(),
+        cache: dict[str, Any] | None = None,
     ) -> None:
         self.insns = list(insns)
+        #: analyses kept between the runs of one verification (they do not depend on
+        #: the predicted jumps)
+        self.cache: dict[str, Any] = {} if cache is None else cache
         #: conditional jumps known to be predicted (see precision.py)
         self.predicted = predicted
         #: jumps predicted in this run that were not in ``predicted``: if any, the run's
         #: verdict does not count and verification starts over with them
         self.new_predicted: set[int] = set()
+        #: processed-instruction count at which a run with new predictions stops
+        self.abandon_at = 1 << 62
         self._rel_ids: frozenset[int] | None = None
         self.n = len(self.insns)
         self.prog_type = prog_type
@@ -371,7 +387,12 @@ class Verifier:
 
     def run(self) -> None:
         nargs = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
-        self.cfg = cfg = analyse(self.insns, nargs)
+        cfg = self.cache.get("cfg")
+        if cfg is None:
+            cfg = self.cache["cfg"] = analyse(self.insns, nargs)
+        for sp in cfg.subprogs:
+            sp.stack_depth = 0  # grown again by this run
+        self.cfg = cfg
         uses = _helper_uses()
         if any(
             m.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
@@ -392,6 +413,7 @@ class Verifier:
             callbacks=frozenset(k for k, sp in enumerate(cfg.subprogs) if sp.is_cb),
             quiet_key_sites=self._nonarray_key_sites(),
             predicted=self.predicted,
+            cache=self.cache,
         )
         if self.log_level >= 2:
             for k, sp in enumerate(cfg.subprogs):
@@ -703,6 +725,10 @@ class Verifier:
             if idx >= self.n or idx < 0:
                 raise self.fail(f"invalid insn idx {idx} insn_cnt {self.n}", kind="cfg")
             self.insn_processed += 1
+            if self.insn_processed > self.abandon_at:
+                # this run's verdict will not count (new predicted jumps): stop
+                # collecting them after a while and start over
+                raise Abandon()
             if self.insn_processed > self.insn_limit:
                 raise self.fail(
                     f"BPF program is too large. Processed {self.insn_processed} insn", kind="limit"
@@ -2155,8 +2181,10 @@ class Verifier:
         idx = self.insn_idx
         if pred >= 0 and idx not in self.predicted:
             # state pruning in this run assumed this jump's operands decide nothing:
-            # the run goes on (to find more such jumps at once) but its verdict does
-            # not count (see precision.py)
+            # the run goes on for a while (to find more such jumps at once) but its
+            # verdict does not count (see precision.py)
+            if not self.new_predicted:
+                self.abandon_at = self.insn_processed + ABANDON_AFTER
             self.new_predicted.add(idx)
         aux = self.aux[idx]
         if pred >= 0:

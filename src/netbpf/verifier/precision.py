@@ -36,6 +36,7 @@ slots the backward pass cannot name: every slot then counts).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind
@@ -192,6 +193,8 @@ def _forward(
     start = order[0]
     before: list[Fwd] = [(0, 0, 0, 0)] * n
     after: dict[int, Fwd] = {}
+    # without back-edges one pass in order is the fixpoint
+    loops = any(q >= i for i in order for q in preds.get(i, ()))
     changed = True
     while changed:
         changed = False
@@ -207,7 +210,7 @@ def _forward(
             out = _fwd_transfer(insns[i], cur, helpers, sub, spills)
             if after.get(i) != out:
                 after[i] = out
-                changed = True
+                changed = loops
     return before
 
 
@@ -442,6 +445,7 @@ def _backward(
     quiet: frozenset[int] = frozenset(),
 ) -> dict[int, int]:
     rel: dict[int, int] = dict.fromkeys(order, 0)
+    loops = any(w <= i for i in order for w in succs[i])
     changed = True
     while changed:
         changed = False
@@ -454,7 +458,7 @@ def _backward(
             )
             if new != rel[i]:
                 rel[i] = new
-                changed = True
+                changed = loops
     return rel
 
 
@@ -536,22 +540,15 @@ def _callback_loaded(
     return None
 
 
-def analyse_relevance(
+def _prepare(
     insns: Sequence[Instruction],
     subprog_bounds: list[tuple[int, int]],
     second_half: set[int],
     helpers: Mapping[int, HelperUse],
-    *,
-    main_exit_r0: bool,
-    callbacks: frozenset[int] = frozenset(),
-    quiet_key_sites: frozenset[int] = frozenset(),
-    predicted: bool | frozenset[int] = True,
-) -> Relevance:
-    """``helpers``: helper id -> :class:`HelperUse`; ``main_exit_r0``: the program's
-    return value is range-checked (so R0 at exit matters); ``predicted``: the
-    conditional jumps whose direction the verifier decided from their operands (True:
-    assume any may be)."""
-    n = len(insns)
+    callbacks: frozenset[int],
+) -> tuple[Any, Any, Any]:
+    """The forward facts of every function and the call-site maps the backward
+    passes need (independent of which jumps are predicted)."""
     starts = {s: k for k, (s, _) in enumerate(subprog_bounds)}
     shapes = []
     for start, end in subprog_bounds:
@@ -661,10 +658,40 @@ def analyse_relevance(
                     return True
         return False
 
+    return subs, call_maps, reads_of
+
+
+def analyse_relevance(
+    insns: Sequence[Instruction],
+    subprog_bounds: list[tuple[int, int]],
+    second_half: set[int],
+    helpers: Mapping[int, HelperUse],
+    *,
+    main_exit_r0: bool,
+    callbacks: frozenset[int] = frozenset(),
+    quiet_key_sites: frozenset[int] = frozenset(),
+    predicted: bool | frozenset[int] = True,
+    cache: dict[str, Any] | None = None,
+) -> Relevance:
+    """``helpers``: helper id -> :class:`HelperUse`; ``main_exit_r0``: the program's
+    return value is range-checked (so R0 at exit matters); ``predicted``: the
+    conditional jumps whose direction the verifier decided from their operands (True:
+    assume any may be); ``cache``: a dict kept between runs over the same program
+    (everything but the pruning variant is computed once)."""
+    n = len(insns)
+    if cache is not None and "pre" in cache:
+        subs, call_maps, reads_of = cache["pre"]
+    else:
+        subs, call_maps, reads_of = _prepare(insns, subprog_bounds, second_half, helpers, callbacks)
+        if cache is not None:
+            cache["pre"] = (subs, call_maps, reads_of)
     nsub = len(subprog_bounds)
     results: list[list[dict[int, int]]] = [[], []]
     variants: tuple[tuple[bool | frozenset[int], bool], ...] = ((predicted, False), (False, True))
     for variant, (jcc, liberal) in enumerate(variants):
+        if variant == 1 and cache is not None and "widen" in cache:
+            results[1] = cache["widen"]
+            continue
         reads = [False] * nsub
         for _ in range(nsub + 2):
             callee, cbs = call_maps(reads)
@@ -680,6 +707,8 @@ def analyse_relevance(
             if new_reads == reads:
                 break
             reads = new_reads
+    if cache is not None:
+        cache["widen"] = results[1]
     prune = [REGS | ALL_SLOTS] * n
     widen = [REGS | ALL_SLOTS] * n
     for (order, _, _), p, w in zip(subs, results[0], results[1]):
