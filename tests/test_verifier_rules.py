@@ -18,6 +18,16 @@ WO = M("wo", "array", 4, 8, 1, flags=0x100)  # BPF_F_WRONLY_PROG
 Q = M("q", "queue", 0, 8, 4)
 LK = "r1 = 0\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\n"
 
+
+def sk(body: str, n: int) -> str:
+    """tc: skb->sk, NULL-checked, cast with bpf_skc_to_tcp_sock, NULL-checked, then
+    ``body`` (``n`` instructions)."""
+    return (
+        f"r1 = *(u64 *)(r1 + 168)\nif r1 == 0 goto +{n + 2}\ncall 137\n"
+        f"if r0 == 0 goto +{n}\n{body}\nr0 = 0\nexit"
+    )
+
+
 CASES: list[Case] = [
     # --- registers and structure -----------------------------------------------------------
     Case("r0 uninit at exit", "exit", "R0 !read_ok"),
@@ -690,6 +700,33 @@ CASES: list[Case] = [
         "r2 = *(u64 *)(r1 + 0)\nr0 = *(u32 *)(r2 + 0)\nr0 = 1\nexit",
         "R2 invalid mem access 'sock_or_null'",
         prog_type="sk_lookup",
+    ),
+    # --- BTF socket pointers (bpf_skc_to_tcp_sock) ----------------------------------------
+    Case("tcp_sock field read", sk("r2 = *(u32 *)(r0 + 1680)", 1), prog_type="tc"),
+    Case("tcp_sock ptr field read", sk("r2 = *(u64 *)(r0 + 24)", 1), prog_type="tc"),
+    Case(
+        "tcp_sock write",
+        sk("r2 = 0\n*(u32 *)(r0 + 1680) = r2", 2),
+        "only read is supported",
+        prog_type="tc",
+    ),
+    Case(
+        "tcp_sock negative",
+        sk("r2 = *(u32 *)(r0 - 4)", 1),
+        "R0 is ptr_tcp_sock invalid negative access: off=-4",
+        prog_type="tc",
+    ),
+    Case(
+        "tcp_sock beyond",
+        sk("r2 = *(u8 *)(r0 + 4000)", 1),
+        "access beyond struct tcp_sock at off 4000 size 1",
+        prog_type="tc",
+    ),
+    Case(
+        "tcp_sock unchecked",
+        "r1 = *(u64 *)(r1 + 168)\nif r1 == 0 goto +2\ncall 137\nr2 = *(u32 *)(r0 + 1680)\nr0 = 0\nexit",
+        "R0 invalid mem access 'ptr_or_null_'",
+        prog_type="tc",
     ),
 ]
 

@@ -25,9 +25,10 @@ that also carries the C source line of the failing instruction (BTF line info), 
 the offending value came from on the failing path, and the usual fix.
 
 What is not modelled (refused with a message saying so, never guessed): kfuncs,
-loads through BTF-typed kernel pointers other than the map structs a map pointer
-leads to (socket casts such as ``bpf_skc_to_tcp_sock``), dynptrs, kptrs, timers,
-arenas, and unprivileged mode.  See docs/verifier.md.
+loads through BTF-typed kernel pointers other than the structs netbpf carries (the
+map structs behind a map pointer and what they point to, the socket structs of
+``bpf_skc_to_tcp_sock`` and friends), dynptrs, kptrs, timers, arenas, and
+unprivileged mode.  See docs/verifier.md.
 """
 
 from __future__ import annotations

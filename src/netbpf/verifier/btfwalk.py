@@ -1,26 +1,43 @@
 """Loads through pointers to kernel structs: the kernel's ``btf_struct_walk``.
 
 A program may read the fields of the ``struct bpf_map`` (``bpf_array``, ``bpf_htab``...)
-a map pointer points to (``check_ptr_to_map_access``), and follow the struct pointers it
-finds there (``ptr_bpf_map``...).  The kernel checks such loads against the struct
-layouts of vmlinux BTF; netbpf has the layouts of the map structs and everything inside
-them in :mod:`netbpf.verifier._kernel_structs` (generated from the running kernel by
-``scripts/gen_verifier_btf.py``).
+a map pointer points to (``check_ptr_to_map_access``) and follow the struct pointers it
+finds there (``ptr_bpf_map``...), and read the socket structs the socket-cast helpers
+return (``bpf_skc_to_tcp_sock`` gives ``ptr_tcp_sock``).  The kernel checks such loads
+against the struct layouts of vmlinux BTF; netbpf carries those layouts (the map
+structs, what they point to, the socket structs, and every aggregate inside them) in
+:mod:`netbpf.verifier._kernel_structs`, generated from the running kernel by
+``scripts/gen_verifier_btf.py`` and imported on first use.
 
 :func:`struct_access` answers like ``btf_struct_access``: a scalar, a pointer to a
 named struct (``PTR_TO_BTF_ID``), or read-only untrusted memory (a pointer to anything
-else), with the type flags collected on the way (``untrusted`` below a union, ``rcu``
-/ ``percpu`` / ``user`` from type tags); or the kernel's refusal message.
+else), with the type flags collected on the way (``untrusted`` below a union or in a
+flexible array, ``rcu`` / ``percpu`` / ``user`` from type tags); or the kernel's
+refusal message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from netbpf.verifier._kernel_structs import MAP_STRUCT, STRUCTS
 from netbpf.verifier.regs import T
 
-__all__ = ["MAP_STRUCT", "STRUCTS", "WalkError", "WalkResult", "map_struct", "struct_access"]
+__all__ = ["WalkError", "WalkResult", "has_struct", "map_struct", "struct_access"]
+
+
+@cache
+def _tables() -> tuple[dict[int, str | None], dict[str, Any]]:
+    """The generated layouts (imported on first use: they are large)."""
+    from netbpf.verifier._kernel_structs import MAP_STRUCT, STRUCTS
+
+    return MAP_STRUCT, STRUCTS
+
+
+def has_struct(name: str) -> bool:
+    """netbpf carries the layout of ``struct name`` (loads through it are checked)."""
+    return name in _tables()[1]
 
 
 class WalkError(Exception):
@@ -42,10 +59,11 @@ _TAG_FLAGS = {"user": T.MEM_USER, "percpu": T.MEM_PERCPU, "rcu": T.MEM_RCU}
 
 def map_struct(map_type: int) -> str | None:
     """The struct behind a map pointer of this map type (None: not readable)."""
-    return MAP_STRUCT.get(map_type)
+    name = _tables()[0].get(map_type)
+    return name if name is not None and has_struct(name) else None
 
 
-def _resolve(ref: tuple) -> tuple[int, tuple, int]:
+def _resolve(ref: tuple[Any, ...]) -> tuple[int, tuple[Any, ...], int]:
     """__btf_resolve_size: (total size, innermost element type, total element count)
     of a member type; arrays of arrays are linearized."""
     nelems = 1
@@ -58,7 +76,7 @@ def _resolve(ref: tuple) -> tuple[int, tuple, int]:
     elif kind == "ptr":
         size = 8
     elif kind == "agg":
-        size = STRUCTS[ref[1]][1]
+        size = _tables()[1][ref[1]][1]
     else:
         raise WalkError("")
     return size * nelems, ref, nelems
@@ -75,8 +93,9 @@ def _walk(name: str, off: int, size: int, flag: int) -> tuple[str, str | None, i
         _, name, off, flag = step
 
 
-def _walk_one(name: str, off: int, size: int, flag: int) -> tuple:
-    kind, tsize, members = STRUCTS[name]
+def _walk_one(name: str, off: int, size: int, flag: int) -> tuple[Any, ...]:
+    structs = _tables()[1]
+    kind, tsize, members = structs[name]
     tname = "(anon)" if name.startswith("<anon") else name  # __btf_name_by_offset
     if kind == "union" and len(members) != 1 and not flag & T.PTR_UNTRUSTED:
         # walking unions yields untrusted pointers
@@ -90,10 +109,10 @@ def _walk_one(name: str, off: int, size: int, flag: int) -> tuple:
                 elem = mref[1]
                 if elem[0] == "int":
                     return ("done", "scalar", None, flag)
-                if elem[0] == "agg" and STRUCTS[elem[1]][0] == "struct":
+                if elem[0] == "agg" and structs[elem[1]][0] == "struct":
                     # (Linux 6.18 treats what it finds there as untrusted: accesses
                     # straddling members are allowed, pointers are untrusted_ptr_)
-                    elem_off = (off - moff) % STRUCTS[elem[1]][1]
+                    elem_off = (off - moff) % structs[elem[1]][1]
                     return ("again", elem[1], elem_off, flag | T.PTR_UNTRUSTED)
         raise WalkError(f"access beyond struct {tname} at off {off} size {size}")
     for mname, bit_off, bitfield, mref in members:

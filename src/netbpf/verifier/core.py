@@ -37,7 +37,7 @@ from netbpf.uapi import (
     MapType,
     ProgramType,
 )
-from netbpf.verifier.btfwalk import STRUCTS, WalkError, WalkResult, map_struct, struct_access
+from netbpf.verifier.btfwalk import WalkError, WalkResult, has_struct, map_struct, struct_access
 from netbpf.verifier.cfg import CALLBACK_HELPERS, Cfg, analyse, live_str
 from netbpf.verifier.ctx import ctx_access, sock_access
 from netbpf.verifier.fmt import frame_str, snum
@@ -1461,7 +1461,7 @@ class Verifier:
             if value_regno >= 0:
                 regs[value_regno].mark_unknown()
                 self.set_origin(value_regno, f"a {type_str(t)} field")
-        elif base == T.PTR_TO_BTF_ID and not (t & T.MAYBE_NULL) and r.btf_name in STRUCTS:
+        elif base == T.PTR_TO_BTF_ID and not (t & T.MAYBE_NULL) and has_struct(r.btf_name):
             self.check_ptr_to_btf_access(regno, off, size, write, value_regno)
         elif base == T.PTR_TO_BTF_ID and not (t & T.MAYBE_NULL):
             raise self.fail(
@@ -1577,7 +1577,7 @@ class Verifier:
         pointer."""
         m: MapInfo = self.regs[regno].map
         tname = map_struct(m.type)
-        if tname is None or tname not in STRUCTS:
+        if tname is None:
             raise self.fail(
                 f"map_ptr access not supported for map type {m.type}", reg=regno, kind="map_ptr"
             )
