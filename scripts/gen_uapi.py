@@ -47,11 +47,18 @@ SUPPLEMENT_ENUMS = {
     "bpf_prog_type": {"BPF_PROG_TYPE_NETFILTER": 32},
     "bpf_map_type": {"BPF_MAP_TYPE_CGRP_STORAGE": 32, "BPF_MAP_TYPE_ARENA": 33},
     "bpf_attach_type": {
-        "BPF_STRUCT_OPS": 44, "BPF_NETFILTER": 45, "BPF_TCX_INGRESS": 46,
-        "BPF_TCX_EGRESS": 47, "BPF_TRACE_UPROBE_MULTI": 48, "BPF_CGROUP_UNIX_CONNECT": 49,
-        "BPF_CGROUP_UNIX_SENDMSG": 50, "BPF_CGROUP_UNIX_RECVMSG": 51,
-        "BPF_CGROUP_UNIX_GETPEERNAME": 52, "BPF_CGROUP_UNIX_GETSOCKNAME": 53,
-        "BPF_NETKIT_PRIMARY": 54, "BPF_NETKIT_PEER": 55,
+        "BPF_STRUCT_OPS": 44,
+        "BPF_NETFILTER": 45,
+        "BPF_TCX_INGRESS": 46,
+        "BPF_TCX_EGRESS": 47,
+        "BPF_TRACE_UPROBE_MULTI": 48,
+        "BPF_CGROUP_UNIX_CONNECT": 49,
+        "BPF_CGROUP_UNIX_SENDMSG": 50,
+        "BPF_CGROUP_UNIX_RECVMSG": 51,
+        "BPF_CGROUP_UNIX_GETPEERNAME": 52,
+        "BPF_CGROUP_UNIX_GETSOCKNAME": 53,
+        "BPF_NETKIT_PRIMARY": 54,
+        "BPF_NETKIT_PEER": 55,
     },
 }
 
@@ -93,14 +100,16 @@ def read(name: str) -> str:
 
 def parse_defines(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
-    for m in re.finditer(r"^#define\s+(BPF_[A-Z0-9_]+)\s+(\(?[^/\n]+?\)?)\s*(?:/\*.*)?$", text, re.M):
+    for m in re.finditer(
+        r"^#define\s+(BPF_[A-Z0-9_]+)\s+(\(?[^/\n]+?\)?)\s*(?:/\*.*)?$", text, re.M
+    ):
         name, expr = m.group(1), m.group(2).strip()
         if "(" in name or not expr:
             continue
         # Allow expressions over already-known names: (0xe0 | BPF_FETCH), (1U << 3)
         py = re.sub(r"(\d+)U?L{0,2}\b", r"\1", expr)
         try:
-            value = eval(py, {"__builtins__": {}}, dict(out))  # noqa: S307 - header text
+            value = eval(py, {"__builtins__": {}}, dict(out))
         except Exception:
             continue
         if isinstance(value, int):
@@ -123,7 +132,9 @@ def parse_enum(text: str, enum_name: str) -> dict[str, int]:
         if "=" in item:
             name, expr = (s.strip() for s in item.split("=", 1))
             try:
-                nxt = eval(re.sub(r"(\d+)U?L{0,2}\b", r"\1", expr), {"__builtins__": {}}, dict(values))  # noqa: S307
+                nxt = eval(
+                    re.sub(r"(\d+)U?L{0,2}\b", r"\1", expr), {"__builtins__": {}}, dict(values)
+                )
             except Exception:
                 continue
         else:
@@ -138,7 +149,9 @@ def parse_enum(text: str, enum_name: str) -> dict[str, int]:
 def parse_helpers(text: str) -> dict[str, int]:
     """Helper ids from the FN() mapper: newer headers spell the id (FN(name, 1, ...)),
     older ones number the entries in order."""
-    m = re.search(r"#define _{2,3}BPF_FUNC_MAPPER\(FN(?:, ctx\.\.\.)?\)(.*?)\n\s*/\* \*/", text, re.S)
+    m = re.search(
+        r"#define _{2,3}BPF_FUNC_MAPPER\(FN(?:, ctx\.\.\.)?\)(.*?)\n\s*/\* \*/", text, re.S
+    )
     if not m:
         raise SystemExit("BPF_FUNC_MAPPER not found")
     ids: dict[str, int] = {}
@@ -158,9 +171,19 @@ def ctx_layouts() -> dict[str, dict]:
         c = Path(tmp) / "layouts.c"
         c.write_text(src)
         out = subprocess.run(
-            [CLANG, "-target", "bpf", f"-I{ARCH_INCLUDE}", "-Xclang", "-fdump-record-layouts",
-             "-fsyntax-only", str(c)],
-            check=True, capture_output=True, text=True,
+            [
+                CLANG,
+                "-target",
+                "bpf",
+                f"-I{ARCH_INCLUDE}",
+                "-Xclang",
+                "-fdump-record-layouts",
+                "-fsyntax-only",
+                str(c),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     layouts: dict[str, dict] = {}
     for block in out.split("*** Dumping AST Record Layout"):
@@ -196,8 +219,16 @@ def ctx_layouts() -> dict[str, dict]:
 
 
 CTYPE_SIZES = {
-    "__u8": 1, "__u16": 2, "__be16": 2, "__u32": 4, "__be32": 4, "__s32": 4, "int": 4,
-    "__u64": 8, "__s64": 8, "__be64": 8,
+    "__u8": 1,
+    "__u16": 2,
+    "__be16": 2,
+    "__u32": 4,
+    "__be32": 4,
+    "__s32": 4,
+    "int": 4,
+    "__u64": 8,
+    "__s64": 8,
+    "__be64": 8,
 }
 
 
@@ -219,7 +250,7 @@ def flatten(layout: dict) -> list[tuple[str, int, int, str]]:
     stack: list[str] = []
     fields = layout["fields"]
     for i, (depth, offset, ctype, fname) in enumerate(fields):
-        del stack[depth - 1:]
+        del stack[depth - 1 :]
         nxt_depth = fields[i + 1][0] if i + 1 < len(fields) else 0
         if nxt_depth > depth:  # aggregate
             stack.append(fname)
@@ -278,8 +309,13 @@ def main() -> int:
         "DEFINES: dict[str, int] = {",
     ]
     lines += [f"    {k!r}: {v:#x}," for k, v in sorted(defines.items())]
-    lines += ["}", "", "# Added from RFC 9669 / newer kernels: absent from the installed header",
-              f"SUPPLEMENTED: frozenset[str] = frozenset({sorted(supplemented)!r})", ""]
+    lines += [
+        "}",
+        "",
+        "# Added from RFC 9669 / newer kernels: absent from the installed header",
+        f"SUPPLEMENTED: frozenset[str] = frozenset({sorted(supplemented)!r})",
+        "",
+    ]
     for py, values in enums.items():
         lines.append(f"{py}: dict[str, int] = {{")
         lines += [f"    {k!r}: {v}," for k, v in values.items()]

@@ -48,7 +48,8 @@ def decode_program(raw: bytes | memoryview) -> list[Instruction]:
 
     if len(raw) % 8:
         raise InstructionError(
-            len(raw) // 8, f"program is {len(raw)} bytes, not a multiple of 8 (trailing partial slot)"
+            len(raw) // 8,
+            f"program is {len(raw)} bytes, not a multiple of 8 (trailing partial slot)",
         )
     return [Instruction.decode(raw, i) for i in range(0, len(raw), 8)]
 

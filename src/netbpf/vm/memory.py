@@ -166,7 +166,9 @@ class AddressSpace:
     def resolve(self, addr: int) -> tuple[Region, int]:
         region = self.slots.get((addr & 0xFFFFFFFFFFFFFFFF) >> SLOT_SHIFT)
         if region is None:
-            raise MemoryFault(f"invalid memory access at address {addr & 0xFFFFFFFFFFFFFFFF:#x} (no region)")
+            raise MemoryFault(
+                f"invalid memory access at address {addr & 0xFFFFFFFFFFFFFFFF:#x} (no region)"
+            )
         return region, addr & OFFSET_MASK
 
     def load(self, addr: int, size: int) -> int:
