@@ -55,26 +55,9 @@ _NETBPF_MARKS = () if HAVE_VERIFIER else (NOT_YET,)
 
 
 #: Cases where netbpf's verifier is known to disagree with the kernel, each with the
-#: reason.  They stay visible as xfail (not strict, so a fix landing does not break the
-#: suite; the xpass shows in the summary) and are the open work of the verifier issue.
-KNOWN_GAPS: dict[str, str] = {
-    "ctx/flow_dissector_read_data_misaligned_u32": "unsound: flow_dissector ctx loads are "
-    "not checked for alignment (kernel: invalid bpf_context access off=77 size=4)",
-    "ctx/flow_dissector_read_flow_keys_misaligned_u64": "unsound: flow_dissector ctx "
-    "loads are not checked for alignment (kernel: off=145 size=8)",
-    "ptr_arith/rdonly_prog_update_elem": "unsound: bpf_map_update_elem on a "
-    "BPF_F_RDONLY_PROG map is not refused (kernel: write into map forbidden)",
-    "spin_lock/lock_from_socket_filter": "unsound: socket filters may not use bpf_spin_lock "
-    "(kernel: socket filter progs cannot use bpf_spin_lock yet)",
-    "tailcall/tail_call_from_callback": "the kernel refuses with an internal 'verifier bug' "
-    "check; netbpf accepts (not a safety refusal)",
-    "reg_types/map_ptr_deref": "imprecise: loads from struct bpf_map are not modelled",
-    "null/map_in_map_outer_deref": "imprecise: loads from struct bpf_map are not modelled",
-    "reg_types/map_ptr_write": "refused, but with netbpf's 'does not model' wording "
-    "(kernel class struct_access)",
-    "reg_types/map_ptr_negative_read": "refused, but with netbpf's 'does not model' "
-    "wording (kernel class struct_access)",
-}
+#: reason.  Empty: every corpus case agrees.  An entry becomes a strict xfail, so a fix
+#: that lands must also remove it here.
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _params(marks: tuple[Any, ...] = (), *, netbpf: bool = False) -> list[Any]:
@@ -82,7 +65,7 @@ def _params(marks: tuple[Any, ...] = (), *, netbpf: bool = False) -> list[Any]:
     for c in CASES:
         m = marks
         if netbpf and HAVE_VERIFIER and c.id in KNOWN_GAPS:
-            m = (pytest.mark.xfail(reason=KNOWN_GAPS[c.id], strict=False),)
+            m = (pytest.mark.xfail(reason=KNOWN_GAPS[c.id], strict=True),)
         out.append(pytest.param(c, id=c.id, marks=m))
     return out
 
