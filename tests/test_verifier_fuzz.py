@@ -4,8 +4,9 @@ Seeds are the corpus programs (tests/verifier_corpus) the kernel accepts: packet
 parsers with bounds checks, map lookups with NULL checks, stack use, bounded indexes,
 socket and ring buffer references.  Hypothesis mutates them the way a careless edit
 would — change a load/store offset or size, drop a bounds or NULL check, flip a
-comparison, add pointer arithmetic before an access, swap a register, nudge an
-immediate — and for every mutant **netbpf's verifier accepts**, the kernel must accept
+comparison, add pointer arithmetic (constant or by a register) before an access, swap
+a register, nudge an immediate, make a 64-bit comparison or ALU op 32-bit (or back),
+insert an ALU step anywhere, delete an instruction — and for every mutant **netbpf's verifier accepts**, the kernel must accept
 it too, or refuse it for a reason that is not memory safety (NON_SAFETY_CLASSES: the
 complexity limit, unreachable code, a return value out of range...).  A mutant netbpf
 accepts and the kernel refuses for safety is a soundness bug; the failure shows the
@@ -91,7 +92,13 @@ KINDS = (
     "swap_reg",
     "imm",
     "delete",
+    "ptr_arith_reg",
+    "width",
+    "insert_alu",
 )
+
+#: ALU operations "insert_alu" adds (add, sub, mul, or, and, lsh, rsh, xor, arsh)
+_ALU_OPS = (0x00, 0x10, 0x20, 0x40, 0x50, 0x60, 0x70, 0xA0, 0xC0)
 
 
 def _slots(insns: list[Instruction]) -> list[int]:
@@ -182,7 +189,7 @@ def mutate(built: Built, kind: str, pick: int, param: int) -> Built | None:
     mem = [i for i in slots if _is_mem(insns[i])]
     jumps = [i for i in slots if _is_cond_jump(insns[i])]
     delta = _DELTAS[param % len(_DELTAS)]
-    if kind in ("offset", "size", "ptr_arith", "swap_reg") and not mem:
+    if kind in ("offset", "size", "ptr_arith", "ptr_arith_reg", "swap_reg") and not mem:
         return None
     if kind in ("drop_check", "flip", "reverse") and not jumps:
         return None
@@ -222,6 +229,45 @@ def mutate(built: Built, kind: str, pick: int, param: int) -> Built | None:
         base = ins.src if ins.opcode & _CLASS == _LDX else ins.dst
         add = Instruction(_ALU64 | 0x00 | 0x00, base, 0, 0, delta)  # rB += delta
         insns, relocs = _insert(insns, relocs, i, add)
+    elif kind == "ptr_arith_reg":
+        # rB += rK (or -= with an odd param) before an access: a variable offset from
+        # whatever rK holds there (a scalar of known bounds, a pointer, uninitialised)
+        i = mem[pick % len(mem)]
+        ins = insns[i]
+        base = ins.src if ins.opcode & _CLASS == _LDX else ins.dst
+        reg = (param >> 1) % 10
+        op = 0x10 if param % 2 else 0x00
+        add = Instruction(_ALU64 | op | 0x08, base, reg, 0, 0)
+        insns, relocs = _insert(insns, relocs, i, add)
+    elif kind == "width":
+        # a 64-bit comparison made 32-bit (or back), or an ALU op's width toggled: a
+        # bounds check that no longer covers the upper half, a truncated value
+        cands = [
+            i
+            for i in slots
+            if (_is_cond_jump(insns[i]) and not param % 2)
+            or (insns[i].opcode & _CLASS in (_ALU, _ALU64) and param % 2)
+        ]
+        if not cands:
+            return None
+        i = cands[pick % len(cands)]
+        ins = insns[i]
+        swap = {_JMP: _JMP32, _JMP32: _JMP, _ALU: _ALU64, _ALU64: _ALU}
+        insns[i] = replace(ins, opcode=(ins.opcode & ~_CLASS) | swap[ins.opcode & _CLASS])
+    elif kind == "insert_alu":
+        # an arbitrary ALU step anywhere: rD op= imm or rD op= rS, 64- or 32-bit
+        at = slots[pick % len(slots)]
+        op = _ALU_OPS[param % len(_ALU_OPS)]
+        dst = (param >> 4) % 10
+        cls = _ALU64 if (param >> 8) % 4 else _ALU
+        if (param >> 10) % 2:
+            new = Instruction(cls | op | 0x08, dst, (param >> 11) % 11, 0, 0)
+        else:
+            imm = _DELTAS[(param >> 11) % len(_DELTAS)]
+            if op in (0x60, 0x70, 0xC0):
+                imm = abs(imm) % 64
+            new = Instruction(cls | op, dst, 0, 0, imm)
+        insns, relocs = _insert(insns, relocs, at, new)
     elif kind == "swap_reg":
         i = mem[pick % len(mem)]
         ins = insns[i]
