@@ -136,11 +136,15 @@ def _path(obj: str) -> Path:
     return path
 
 
-def _dispatcher_config(num_progs: int) -> bytes:
+#: libxdp's chain-call mask: go on to the next program after XDP_PASS, or after the
+#: return code of a slot no freplace program fills (XDP_DISPATCHER_RETVAL, 31)
+CHAIN_ALL = (1 << XdpAction.PASS) | (1 << 31)
+
+
+def _dispatcher_config(num_progs: int, chain: int = CHAIN_ALL) -> bytes:
     """libxdp's ``struct xdp_dispatcher_config``: magic, version 2, the number of
-    enabled programs, no frags; every slot chains on XDP_PASS (and the freplace
-    return code libxdp adds, bit 31), run priorities 0..9, no flags."""
-    chain = (1 << XdpAction.PASS) | (1 << 31)
+    enabled programs, no frags; every slot chains on ``chain``, run priorities 0..9,
+    no flags."""
     return struct.pack("<BBBB10I10I10I", 236, 2, num_progs, 0, *[chain] * 10, *range(10), *[0] * 10)
 
 
@@ -150,13 +154,19 @@ def _spec(obj: str, conf: int | None) -> CollectionSpec:
     dispatcher's ``.rodata`` holding configuration ``conf``."""
     spec = load_collection_spec(OBJ_DIR / obj).copy()
     maps = {n: dataclasses.replace(m, pinning=0) for n, m in spec.maps.items()}
-    if conf is not None:
-        ro = maps[".rodata"]
-        maps[".rodata"] = dataclasses.replace(
-            ro, extra={**ro.extra, "contents": ((0, _dispatcher_config(conf)),)}
-        )
     spec.maps = maps
+    if conf is not None:
+        spec = _with_data(spec, ".rodata", _dispatcher_config(conf))
     return spec
+
+
+def _with_data(spec: CollectionSpec, name: str, data: bytes) -> CollectionSpec:
+    """``spec`` with global-data map ``name`` initialised to ``data`` (what libxdp
+    and xdpdump write into ``.rodata``/``.data`` before loading)."""
+    out = spec.copy()
+    m = out.maps[name]
+    out.maps[name] = dataclasses.replace(m, extra={**m.extra, "contents": ((0, data),)})
+    return out
 
 
 def _one(spec: CollectionSpec, prog: str) -> CollectionSpec:
@@ -407,3 +417,62 @@ def test_xdpfilt_behaves_as_in_the_kernel(kernel: Any, name: str) -> None:
     # the rules matter: in allow mode a filtered port drops, a miss passes
     verdicts = {want[p][0] for p in PACKETS if want[p][0] != "refused"}
     assert len(verdicts) >= 2, f"{name}: every packet got the same verdict {verdicts}"
+
+
+#: (object, program, global-data map, its bytes) -> runs compared with the kernel:
+#: the dispatcher with no, three and all ten slots enabled, chaining on the stubs'
+#: return code or stopping at the first slot (which then returns 31); xdpdump
+#: matching the test-run device (ifindex 1, lo: bpf_perf_event_output to a perf map
+#: nobody reads) or not; the AF_XDP programs with and without sockets (refcnt), whose
+#: bpf_redirect_map on an empty XSKMAP falls back to XDP_PASS
+RUNS: dict[str, tuple[str, str, str | None, bytes | None]] = {
+    "dispatcher_n0": ("xdp-dispatcher.o", "xdp_dispatcher", ".rodata", _dispatcher_config(0)),
+    "dispatcher_n3": ("xdp-dispatcher.o", "xdp_dispatcher", ".rodata", _dispatcher_config(3)),
+    "dispatcher_n10": ("xdp-dispatcher.o", "xdp_dispatcher", ".rodata", _dispatcher_config(10)),
+    "dispatcher_n10_stop": (
+        "xdp-dispatcher.o",
+        "xdp_dispatcher",
+        ".rodata",
+        _dispatcher_config(10, chain=1 << XdpAction.PASS),
+    ),
+    "xdp_pass": ("xdp-dispatcher.o", "xdp_pass", None, None),
+    "xdpdump_other_if": ("xdpdump_xdp.o", "xdpdump", ".data", struct.pack("<III", 7, 0, 0)),
+    "xdpdump_lo": ("xdpdump_xdp.o", "xdpdump", ".data", struct.pack("<III", 1, 64, 0)),
+    "xsk_no_socket": ("xsk_def_xdp_prog.o", "xsk_def_prog", ".data", struct.pack("<I", 0)),
+    "xsk_socket": ("xsk_def_xdp_prog.o", "xsk_def_prog", ".data", struct.pack("<I", 1)),
+    "xsk53_socket": ("xsk_def_xdp_prog_5.3.o", "xsk_def_prog", ".data", struct.pack("<I", 1)),
+}
+
+_RUN_PACKETS = ("tcp_dport_filtered", "ipv6_miss", "eth_only", "short13")
+
+
+def _runs(backend: Any, spec: CollectionSpec, prog: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with backend.load(spec) as coll:
+        program = coll.programs[prog]
+        for pname in _RUN_PACKETS:
+            try:
+                r = program.test_run(PACKETS[pname])
+                out[pname] = (r.retval, r.data_out.hex())
+            except TestRunError as e:
+                out[pname] = ("refused", e.errno)
+    return out
+
+
+@pytest.mark.parametrize("run", list(RUNS))
+def test_runs_as_in_the_kernel(kernel: Any, run: str) -> None:
+    """The other objects' programs (verified at load by the simulator) give the
+    kernel's verdict and data_out on the same packets."""
+    obj, prog, data_map, data = RUNS[run]
+    _path(obj)
+    spec = _one(_spec(obj, None), prog)
+    if data_map is not None and data is not None:
+        spec = _with_data(spec, data_map, data)
+    with on_cpu0():
+        try:
+            want = _runs(kernel, spec, prog)
+        except KernelError as e:
+            pytest.fail(f"the kernel refused {obj}: {e}\n{e.log[-2000:]}", pytrace=False)
+    with SimBackend() as sim:
+        got = _runs(sim, spec, prog)
+    assert got == want, f"{run}: sim {got} != kernel {want}"
