@@ -151,11 +151,30 @@ def kernel_accepts(kernel, spec: ProgramSpec) -> bool:
 
 
 def sim_programs(
-    spec: ProgramSpec, devices: Mapping[int, NetDevice] | None = None
+    spec: ProgramSpec,
+    devices: Mapping[int, NetDevice] | None = None,
+    *,
+    unsafe_skip_verifier: bool = False,
 ) -> dict[str, object]:
+    """The program loaded into a SimBackend of every engine (verified, unless
+    ``unsafe_skip_verifier``: for tests of the run-time sandbox behind the verifier)."""
     return {
-        engine: SimBackend(engine=engine, devices=devices).load_program(spec) for engine in ENGINES
+        engine: SimBackend(
+            engine=engine, devices=devices, unsafe_skip_verifier=unsafe_skip_verifier
+        ).load_program(spec)
+        for engine in ENGINES
     }
+
+
+def sim_verifier_refuses(spec: ProgramSpec) -> bool:
+    """Whether netbpf's verifier refuses ``spec`` at SimBackend load."""
+    from netbpf.verifier import VerifierRejection
+
+    try:
+        SimBackend().load_program(spec).close()
+    except VerifierRejection:
+        return True
+    return False
 
 
 def assert_same(

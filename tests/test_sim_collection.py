@@ -38,6 +38,7 @@ from netbpf.obj.spec import MapReloc, ProgramSpec
 from netbpf.sim import SimBackend
 from netbpf.sim.maps import SimMapHandle
 from netbpf.uapi import MapType, XdpAction
+from netbpf.verifier import VerifierRejection
 from netbpf.vm.engine import ENGINES
 
 HAVE_VMLINUX = os.path.exists("/sys/kernel/btf/vmlinux")
@@ -128,7 +129,8 @@ def test_runs_leave_no_regions_behind(section: str) -> None:
 
 
 def test_a_faulting_run_cleans_up_too() -> None:
-    with SimBackend() as sim:
+    # the kernel refuses the ctx access (off=4096): skip the verifier to make it fault
+    with SimBackend(unsafe_skip_verifier=True) as sim:
         prog = sim.load_program(
             ProgramSpec.from_asm("r0 = *(u64 *)(r1 + 4096)\nexit", prog_type="xdp")
         )
@@ -297,7 +299,11 @@ char LICENSE[] SEC("license") = "GPL";
 
 def test_rodata_is_read_only_to_programs(compile_bpf: Any) -> None:
     spec = load_collection_spec(compile_bpf(RODATA_WRITE))
-    with SimBackend() as sim, sim.load(spec) as coll:
+    with SimBackend() as sim:  # the verifier refuses the write, as the kernel does
+        with pytest.raises(VerifierRejection, match="write into map forbidden"):
+            sim.load(spec)
+    # skip the verifier to test the run-time backstop: .rodata is read-only memory
+    with SimBackend(unsafe_skip_verifier=True) as sim, sim.load(spec) as coll:
         with pytest.raises(ProgramFault, match="read-only"):
             coll.programs["poke"].test_run(bytes(64))
         assert coll.variables["knob"].get() == 1

@@ -3,9 +3,11 @@ field (and the padding), each access size at each aligned offset, read and write
 and ``struct bpf_sock`` reached through ``__sk_buff->sk``.
 
 The kernel verifier's verdict decides what is allowed; where it accepts, the
-simulator must run the program and give the same ctx_out/data_out/retval (the loaded
-value is stored into ``cb[0..1]`` or returned); where it refuses, the simulator must
-fault at the access (the sandbox backstop for unverified programs).  Each test has a
+simulator must load (its verifier accepts too) and run the program and give the same
+ctx_out/data_out/retval (the loaded value is stored into ``cb[0..1]`` or returned);
+where it refuses, netbpf's verifier must refuse at load, and the simulator loaded
+with ``unsafe_skip_verifier`` must fault at the access (the sandbox backstop for
+unverified programs).  Each test has a
 sim-only twin checking the simulator against the kernel's recorded results
 (``tests/golden/testrun.json``).
 """
@@ -25,6 +27,7 @@ from _testrun import (
     outcome,
     sim_golden,
     sim_programs,
+    sim_verifier_refuses,
 )
 
 from netbpf import ProgramSpec
@@ -112,14 +115,17 @@ def check_kernel(kernel, key: str, accesses: Iterator[Access]) -> None:
     problems: list[str] = []
     tokens: list[str] = []
     for label, spec, runs in accesses:
-        sims = sim_programs(spec)
         if not kernel_accepts(kernel, spec):
             tokens.append("R")
-            for engine, sprog in sims.items():
+            if not sim_verifier_refuses(spec):
+                problems.append(f"{label}: kernel rejects, netbpf's verifier accepts")
+            # the kernel refuses it: run it unverified to test the run-time sandbox
+            for engine, sprog in sim_programs(spec, unsafe_skip_verifier=True).items():
                 got = outcome(sprog, *runs[0], 1)
                 if got.kind != "fault":
                     problems.append(f"{label}: kernel rejects, sim ({engine}) {got.brief()}")
             continue
+        sims = sim_programs(spec)
         with kernel.load_program(spec) as kprog:
             for data_in, ctx_in in runs:
                 want = outcome(kprog, data_in, ctx_in, 1)
@@ -138,13 +144,20 @@ def check_sim(key: str, accesses: Iterator[Access]) -> None:
     """The simulator (every engine) reproduces the kernel's recorded results."""
     want = sim_golden(key)
     per_engine: dict[str, list[str]] = {}
-    for _label, spec, runs in accesses:
+    for label, spec, runs in accesses:
+        if sim_verifier_refuses(spec):
+            # refused at load ("R", as the kernel's refusal is recorded); run it
+            # unverified to test the run-time sandbox behind the verifier
+            for engine, sprog in sim_programs(spec, unsafe_skip_verifier=True).items():
+                per_engine.setdefault(engine, []).append("R")
+                got = outcome(sprog, *runs[0], 1)
+                assert got.kind == "fault", (
+                    f"{key} {label}: unverified sim ({engine}) {got.brief()}"
+                )
+            continue
         for engine, sprog in sim_programs(spec).items():
             tokens = per_engine.setdefault(engine, [])
             first = outcome(sprog, *runs[0], 1)
-            if first.kind == "fault":
-                tokens.append("R")
-                continue
             tokens.append(digest(first))
             tokens += [digest(outcome(sprog, d, c, 1)) for d, c in runs[1:]]
     for engine, tokens in per_engine.items():
@@ -213,7 +226,8 @@ def test_xdp_devmap_egress_ifindex(kernel) -> None:
 def test_sim_fault_names_the_field() -> None:
     """The sandbox's message says which field and why (sim only)."""
     spec = ProgramSpec.from_asm("r0 = *(u32 *)(r1 + 140)\nexit\n", prog_type="socket")
-    for sprog in sim_programs(spec).values():
+    # the verifier refuses it at load (as the kernel does): test the run-time backstop
+    for sprog in sim_programs(spec, unsafe_skip_verifier=True).values():
         got: Outcome = outcome(sprog, PACKETS["ipv4_tcp"], None, 1)
         assert got.kind == "fault"
         assert "__sk_buff->data_meta" in got.message

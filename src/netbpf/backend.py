@@ -55,9 +55,18 @@ class MapInfo:
 
 @runtime_checkable
 class Program(Protocol):
-    """A loaded program."""
+    """A loaded program.  ``verified_insns`` is what the verifier processed to accept
+    it (the kernel's ``bpf_prog_info.verified_insns``; None in the simulator when
+    loaded with ``unsafe_skip_verifier``), ``verifier_log`` the log of the load at the
+    log level the load asked for (empty at level 0)."""
 
     name: str
+
+    @property
+    def verified_insns(self) -> int | None: ...
+
+    @property
+    def verifier_log(self) -> str: ...
 
     def test_run(
         self, data_in: bytes = b"", ctx_in: bytes | None = None, repeat: int = 1

@@ -115,6 +115,18 @@ class KernelProgram:
     def closed(self) -> bool:
         return self._fd.closed
 
+    @property
+    def verifier_log(self) -> str:
+        """The verifier log of the load at the requested log level (same as ``log``;
+        the name :class:`netbpf.sim.SimProgram` shares)."""
+        return self.log
+
+    @property
+    def verified_insns(self) -> int:
+        """Instructions the kernel's verifier processed (``bpf_prog_info.
+        verified_insns``, Linux >= 5.16; 0 on older kernels)."""
+        return self.info().verified_insns
+
     def test_run(
         self, data_in: bytes = b"", ctx_in: bytes | None = None, repeat: int = 1
     ) -> TestRunResult:

@@ -1,11 +1,22 @@
 """``SimBackend``: the :class:`~netbpf.backend.Backend` contract, answered by netbpf's
 own VM instead of the kernel.
 
-Loading validates the instructions structurally (:func:`netbpf.isa.validate.
-validate_program`, the kernel's instruction-by-instruction checks) and decodes them
-for the chosen engine.  The verifier (:func:`netbpf.verifier.verify`, still being
-written) is not run at load yet: a program the kernel would refuse may load here, and
-its unsafe accesses fault at run time instead (:class:`~netbpf.errors.ProgramFault`).
+Loading is the kernel's BPF_PROG_LOAD: the instructions are validated structurally
+(:func:`netbpf.isa.validate.validate_program`, the kernel's instruction-by-instruction
+checks), then **verified** (:func:`netbpf.verifier.verify`, with the maps the program
+refers to as they were created: type, sizes, flags, spin lock, frozen constant
+contents), then decoded for the chosen engine.  A program the verifier refuses does
+not load: :class:`~netbpf.verifier.VerifierRejection` (a
+:class:`~netbpf.errors.VerifierError`) carries the log, the instruction index and the
+kernel's one-line message, as KernelBackend's KernelError(BPF_PROG_LOAD, log=...)
+does.  The loaded program says what the verifier did: ``verified_insns`` (the
+kernel's ``bpf_prog_info.verified_insns``) and ``verifier_log`` (at the ``log_level``
+the load asked for).  Verification outcomes are cached (:mod:`netbpf.sim.verify`),
+keyed by everything the verdict depends on.
+
+``SimBackend(unsafe_skip_verifier=True)`` (or ``unsafe_skip_verifier=True`` on one
+load) skips verification, for experiments with programs the kernel would refuse:
+their unsafe accesses then fault at run time (:class:`~netbpf.errors.ProgramFault`).
 
 ``SimProgram.test_run`` has the semantics of Linux 6.18's BPF_PROG_TEST_RUN (see
 :mod:`netbpf.hooks.testrun`), byte for byte: retval, data_out, ctx_out and the errno of
@@ -55,7 +66,7 @@ import errno as _errno
 import itertools
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from netbpf.backend import TestRunResult
@@ -65,6 +76,7 @@ from netbpf.hooks.testrun import prog_test_run
 from netbpf.isa.validate import validate_program
 from netbpf.maps import (
     DEFAULT_PIN_ROOT,
+    ArrayMap,
     ArrayOfMapsMap,
     HashOfMapsMap,
     MapSpec,
@@ -76,10 +88,16 @@ from netbpf.maps import (
     possible_cpus,
 )
 from netbpf.maps import Map as SimMap
-from netbpf.obj.spec import ProgramSpec
+from netbpf.obj.spec import MapReloc, ProgramSpec
 from netbpf.sim.maps import SimMapHandle
 from netbpf.sim.memory import SimAddressSpace
-from netbpf.uapi import MapType, ProgramType, resolve_map_type
+from netbpf.uapi import (
+    BPF_PSEUDO_MAP_FD,
+    BPF_PSEUDO_MAP_VALUE,
+    MapType,
+    ProgramType,
+    resolve_map_type,
+)
 from netbpf.vm.engine import ENGINES, Executable, load_executable
 from netbpf.vm.env import HelperFn
 
@@ -88,21 +106,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from netbpf.helpers.registry import HelperRegistry
     from netbpf.obj.btf import Btf
     from netbpf.obj.collection import CollectionSpec
+    from netbpf.verifier import VerifierResult
 
 __all__ = ["SimBackend", "SimProgram", "SimProgramInfo"]
 
 _prog_ids = itertools.count(1)
+_LD_IMM64 = 0x18
 
 
 @dataclass(frozen=True)
 class SimProgramInfo:
     """What BPF_OBJ_GET_INFO_BY_FD would report for a simulated program: its id, name,
-    type and the ids of the maps it uses."""
+    type, the ids of the maps it uses and how many instructions the verifier
+    processed."""
 
     id: int
     name: str
     type: int
     map_ids: tuple[int, ...]
+    verified_insns: int = 0
 
 
 class SimProgram:
@@ -121,6 +143,8 @@ class SimProgram:
         backend: SimBackend,
         *,
         maps: Iterable[SimMap] = (),
+        verification: VerifierResult | None = None,
+        log_level: int = 0,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -128,6 +152,9 @@ class SimProgram:
         self.attach_type = spec.attach_type
         self.executable = executable
         self.maps: tuple[SimMap, ...] = tuple(maps)
+        #: the verifier's outcome (None when loaded with ``unsafe_skip_verifier``)
+        self.verification = verification
+        self._log_level = log_level
         self.id = next(_prog_ids)
         self._backend = backend
         self._fd = backend.resolver.add_fd(self)
@@ -146,6 +173,30 @@ class SimProgram:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def verified(self) -> bool:
+        """Whether the verifier accepted the program (False only for programs loaded
+        with ``unsafe_skip_verifier``)."""
+        return self.verification is not None
+
+    @property
+    def verified_insns(self) -> int | None:
+        """Instructions the verifier processed (the kernel's ``bpf_prog_info.
+        verified_insns``, the N of ``processed N insns``); None when verification was
+        skipped."""
+        v = self.verification
+        return None if v is None else v.processed_insns
+
+    @property
+    def verifier_log(self) -> str:
+        """The verifier log of the load at the log level it asked for, as the kernel's
+        log buffer would hold it: empty at level 0 (and when verification was
+        skipped), the statistics line at level 1, every instruction's state at 2."""
+        v = self.verification
+        if v is None or not self._log_level:
+            return ""
+        return v.log
 
     def test_run(
         self, data_in: bytes = b"", ctx_in: bytes | None = None, repeat: int = 1
@@ -180,10 +231,15 @@ class SimProgram:
         return f"{self.prog_type.name} program '{self.name}'"
 
     def info(self) -> SimProgramInfo:
-        """The program's id, name, type and map ids (the kernel's ``bpf_prog_info``
-        subset the simulator knows)."""
+        """The program's id, name, type, map ids and verified instruction count (the
+        kernel's ``bpf_prog_info`` subset the simulator knows; ``verified_insns`` is 0
+        when verification was skipped)."""
         return SimProgramInfo(
-            self.id, self.name, int(self.prog_type), tuple(m.id for m in self.maps)
+            self.id,
+            self.name,
+            int(self.prog_type),
+            tuple(m.id for m in self.maps),
+            self.verified_insns or 0,
         )
 
     def pin(self, path: str | os.PathLike[str]) -> None:
@@ -231,7 +287,15 @@ class SimBackend:
     for (default: the host's, like the kernel).  ``registry``: the helpers programs
     may call (default: all of netbpf's).  ``core_btf``: the CO-RE target (a Btf or a
     path; default ``/sys/kernel/btf/vmlinux`` when it exists).  ``pin_root``: the root
-    of the backend's bpffs-like pin namespace."""
+    of the backend's bpffs-like pin namespace.
+
+    Every program is verified at load (:func:`netbpf.verifier.verify`, as the kernel's
+    BPF_PROG_LOAD does) and a refusal raises
+    :class:`~netbpf.verifier.VerifierRejection`.  ``unsafe_skip_verifier=True`` loads
+    programs without verifying them (the per-call ``unsafe_skip_verifier`` of
+    :meth:`load_program` / :meth:`load` overrides it): for experiments with programs
+    the kernel would refuse, whose unsafe accesses then fault at run time
+    (:class:`~netbpf.errors.ProgramFault`)."""
 
     name = "sim"
 
@@ -244,6 +308,7 @@ class SimBackend:
         registry: HelperRegistry | None = None,
         core_btf: Btf | str | os.PathLike[str] | None = None,
         pin_root: str = DEFAULT_PIN_ROOT,
+        unsafe_skip_verifier: bool = False,
     ) -> None:
         if engine not in ENGINES:
             raise NotSupportedError(f"engine {engine!r}", f"choose one of {', '.join(ENGINES)}")
@@ -252,6 +317,7 @@ class SimBackend:
         ):
             raise NotSupportedError(f"ncpus={ncpus!r}", "a positive number of CPUs")
         self.engine = engine
+        self.unsafe_skip_verifier = bool(unsafe_skip_verifier)
         self.devices: Mapping[int, NetDevice] = (
             dict(devices) if devices is not None else default_devices()
         )
@@ -273,11 +339,25 @@ class SimBackend:
         self._collections: list[Collection] = []
 
     # -- programs ----------------------------------------------------------------------
-    def load_program(self, spec: ProgramSpec) -> SimProgram:
-        """Validate and decode ``spec``'s instructions; raises InstructionError naming
-        the slot for a malformed program.  A program that refers to maps
-        (``spec.map_relocs``) needs its object: load it with :meth:`load`.  The spec
-        is not modified."""
+    def load_program(
+        self,
+        spec: ProgramSpec,
+        *,
+        log_level: int = 0,
+        unsafe_skip_verifier: bool | None = None,
+    ) -> SimProgram:
+        """BPF_PROG_LOAD in the simulator: validate the instructions (InstructionError
+        names the slot of a malformed one), verify the program
+        (:class:`~netbpf.verifier.VerifierRejection` with the log, the instruction
+        index and the kernel's message when refused) and decode it for the engine.
+
+        Maps are referenced as with the kernel: an LD_IMM64 ``r1 = map_fd(N) ll``
+        (BPF_PSEUDO_MAP_FD) or ``map_value(N, off)`` (BPF_PSEUDO_MAP_VALUE) whose N is
+        the ``fd`` of a map of this backend (:meth:`create_map`).  A spec that refers
+        to maps by name (``spec.map_relocs``) needs its object: load it with
+        :meth:`load`.  ``log_level`` 1 or 2 keeps the verifier's log in
+        ``program.verifier_log`` (the kernel's log levels).  ``unsafe_skip_verifier``
+        (default: the backend's) skips verification.  The spec is not modified."""
         if spec.map_relocs:
             names = sorted({r.map for r in spec.map_relocs})
             raise ObjectError(
@@ -286,10 +366,77 @@ class SimBackend:
                 section=spec.section or None,
             )
         validate_program(spec.insns, name=spec.name)
-        exe = load_executable(spec.insns, name=spec.name, engine=self.engine)
-        prog = SimProgram(spec, exe, self)
+        imm64, used, relocs, views = self._fd_maps(spec)
+        result = None
+        if not self._skip(unsafe_skip_verifier):
+            from netbpf.sim.verify import verify_for_load
+
+            vspec = replace(spec, map_relocs=relocs) if relocs else spec
+            result = verify_for_load(vspec, views, log_level=log_level)
+        exe = load_executable(spec.insns, name=spec.name, engine=self.engine, imm64=imm64)
+        for m in used:
+            if isinstance(m, ProgArrayMap):
+                m.set_owner(spec.prog_type)
+        prog = SimProgram(spec, exe, self, maps=used, verification=result, log_level=log_level)
         self._programs.append(prog)
         return prog
+
+    def _skip(self, unsafe_skip_verifier: bool | None) -> bool:
+        if unsafe_skip_verifier is None:
+            return self.unsafe_skip_verifier
+        return bool(unsafe_skip_verifier)
+
+    def _fd_maps(
+        self, spec: ProgramSpec
+    ) -> tuple[dict[int, int], list[SimMap], tuple[MapReloc, ...], dict[str, MapSpec]]:
+        """Resolve the map fds of LD_IMM64 BPF_PSEUDO_MAP_FD / _MAP_VALUE instructions,
+        as the kernel does at BPF_PROG_LOAD: the VM's values (slot -> address), the
+        maps used, and the references as the verifier takes them (by name, with each
+        map's :func:`~netbpf.sim.verify.map_view`).  A number that names no map of
+        this backend is refused with EBADF, a direct value access outside a
+        one-element array with EINVAL, as the kernel does."""
+        from netbpf.sim.verify import map_view
+
+        imm64: dict[int, int] = {}
+        used: dict[int, SimMap] = {}
+        relocs: list[MapReloc] = []
+        views: dict[str, MapSpec] = {}
+        insns = spec.insns
+        for i, ins in enumerate(insns[:-1]):
+            if ins.opcode != _LD_IMM64 or ins.src not in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE):
+                continue
+            m = self.resolver.fd(ins.imm)
+            if not isinstance(m, SimMap) or m.closed:
+                raise ObjectError(
+                    f"program {spec.name!r}: insn {i} refers to fd {ins.imm}, which is not "
+                    "a map of this backend (EBADF)",
+                    section=spec.section or None,
+                )
+            name = f"map_fd({ins.imm})"
+            if ins.src == BPF_PSEUDO_MAP_FD:
+                imm64[i] = self.map_table.add(m)
+                relocs.append(MapReloc(i, name))
+            else:
+                off = insns[i + 1].imm
+                if not isinstance(m, ArrayMap) or m.percpu or m.max_entries != 1:
+                    raise ObjectError(
+                        f"program {spec.name!r}: insn {i}: direct value access to map "
+                        f"{m.name!r} ({m.type.name}, max_entries {m.max_entries}): only "
+                        "arrays with one element allow it (EINVAL)",
+                        section=spec.section or None,
+                    )
+                if not 0 <= off < m.value_size:
+                    raise ObjectError(
+                        f"program {spec.name!r}: insn {i}: offset {off} is outside map "
+                        f"{m.name!r}'s {m.value_size}-byte value (EINVAL)",
+                        section=spec.section or None,
+                    )
+                self.map_table.add(m)
+                imm64[i] = m.values_store.address(0) + off
+                relocs.append(MapReloc(i, name, off))
+            used[id(m)] = m
+            views[name] = map_view(m)
+        return imm64, list(used.values()), tuple(relocs), views
 
     def create_map(
         self,
@@ -334,7 +481,12 @@ class SimBackend:
 
     # -- collections -------------------------------------------------------------------
     def load(
-        self, spec: CollectionSpec, *, pin_path: str | os.PathLike[str] | None = None
+        self,
+        spec: CollectionSpec,
+        *,
+        pin_path: str | os.PathLike[str] | None = None,
+        log_level: int = 0,
+        unsafe_skip_verifier: bool | None = None,
     ) -> Collection:
         """Load a whole object: maps (global data initialised, ``.rodata`` frozen and
         read-only to programs, map-in-map and PROG_ARRAY slots filled from ``.maps``
@@ -348,10 +500,23 @@ class SimBackend:
         pinned there.  A program with CO-RE relocations needs a target BTF
         (NotSupportedError naming the program without one).  The spec is not
         modified; on any error nothing the load created is left behind (maps it
-        pinned are unpinned again, as libbpf and the kernel backend do)."""
+        pinned are unpinned again, as libbpf and the kernel backend do).
+
+        Every program is verified with the maps it refers to (as created); a program
+        the verifier refuses fails the whole load with
+        :class:`~netbpf.verifier.VerifierRejection` naming the program, as
+        :meth:`netbpf.KernelBackend.load` fails with KernelError.  ``log_level`` > 0
+        keeps each program's verifier log in ``program.verifier_log``;
+        ``unsafe_skip_verifier`` (default: the backend's) skips verification."""
         from netbpf.sim.loader import load_collection
 
-        coll = load_collection(self, spec, pin_path=pin_path)
+        coll = load_collection(
+            self,
+            spec,
+            pin_path=pin_path,
+            log_level=log_level,
+            skip_verifier=self._skip(unsafe_skip_verifier),
+        )
         self._collections.append(coll)
         return coll
 
@@ -417,6 +582,8 @@ class SimBackend:
 
     def _reachable(self) -> set[SimMap]:
         stack: list[Any] = list(self._held)
+        # an open program holds the maps it refers to, as a kernel program does
+        stack.extend(p for p in self._programs if not p.closed)
         for path in self.pins:
             stack.append(self.pins.get(path))
         seen_maps: set[SimMap] = set()

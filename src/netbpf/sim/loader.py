@@ -68,6 +68,7 @@ from netbpf.vm.engine import load_executable
 
 if TYPE_CHECKING:  # pragma: no cover
     from netbpf.sim.backend import SimBackend, SimProgram
+    from netbpf.verifier import VerifierResult
 
 __all__ = ["load_collection"]
 
@@ -75,8 +76,18 @@ _LD_IMM64 = 0x18
 
 
 class _Loader:
-    def __init__(self, backend: SimBackend, spec: CollectionSpec, *, pin_path: str | None) -> None:
+    def __init__(
+        self,
+        backend: SimBackend,
+        spec: CollectionSpec,
+        *,
+        pin_path: str | None,
+        log_level: int = 0,
+        skip_verifier: bool = False,
+    ) -> None:
         self.backend = backend
+        self.log_level = log_level
+        self.skip_verifier = skip_verifier
         self.spec = spec
         self.pin_path = backend.pins.root if pin_path is None else posixpath.normpath(pin_path)
         self.maps: dict[str, SimMapHandle] = {}
@@ -251,15 +262,41 @@ class _Loader:
 
         insns, imm64 = self._patched(pspec)
         validate_program(insns, name=pspec.name)
+        result = None
+        if not self.skip_verifier:
+            result = self._verify(pspec, insns)
         exe = load_executable(insns, name=pspec.name, engine=self.backend.engine, imm64=imm64)
         self._claim_prog_arrays(pspec)
         used = {id(self.maps[r.map].map): self.maps[r.map].map for r in pspec.map_relocs}
-        return SimProgram(pspec, exe, self.backend, maps=used.values())
+        return SimProgram(
+            pspec,
+            exe,
+            self.backend,
+            maps=used.values(),
+            verification=result,
+            log_level=self.log_level,
+        )
+
+    def _verify(self, pspec: ProgramSpec, insns: list[Instruction]) -> VerifierResult:
+        """Verify the program as loaded (CO-RE relocations applied, map references
+        resolved) against the maps as created; a refusal fails the load naming the
+        program, its section and the object, as the kernel backend's KernelError does."""
+        from netbpf.sim.verify import map_view, verify_for_load
+
+        views = {r.map: map_view(self.maps[r.map].map) for r in pspec.map_relocs}
+        return verify_for_load(replace(pspec, insns=tuple(insns)), views, log_level=self.log_level)
 
 
 def load_collection(
-    backend: SimBackend, spec: CollectionSpec, *, pin_path: str | os.PathLike[str] | None = None
+    backend: SimBackend,
+    spec: CollectionSpec,
+    *,
+    pin_path: str | os.PathLike[str] | None = None,
+    log_level: int = 0,
+    skip_verifier: bool = False,
 ) -> Collection:
     """See :meth:`netbpf.sim.SimBackend.load`."""
     path = None if pin_path is None else os.fspath(pin_path)
-    return _Loader(backend, spec, pin_path=path).load()
+    return _Loader(
+        backend, spec, pin_path=path, log_level=log_level, skip_verifier=skip_verifier
+    ).load()

@@ -1,0 +1,140 @@
+"""The simulator's BPF_PROG_LOAD step: run netbpf's verifier before a program may run.
+
+The kernel refuses to load a program its verifier cannot prove safe; so does
+:class:`~netbpf.sim.SimBackend`.  This module is the glue between the loader and
+:func:`netbpf.verifier.verify`:
+
+* :func:`map_view` -- what the verifier learns about a *live* simulated map, the way
+  the kernel's verifier looks at the real ``struct bpf_map`` behind an fd: its type,
+  sizes, ``max_entries`` and flags as created, the spin lock's offset (from the BTF the
+  map was created with), whether it is frozen and, for a frozen program-read-only
+  array (``.rodata``), its current bytes (the kernel constant-folds loads from them).
+* :func:`verify_for_load` -- :func:`~netbpf.verifier.verify` behind a cache of
+  outcomes.  Tests load the same program many times (once per backend, per
+  parametrisation); verifying costs milliseconds to seconds, so a verdict is reused
+  when *everything* verify() depends on is equal: the program's name, type, expected
+  attach type, license, instructions (after CO-RE relocation), map references,
+  func/line info and BTF object, every referenced map's verifier view (type, sizes,
+  max_entries, flags, inner map, spin lock offset, frozen, constant contents), the log
+  level and the instruction limit.  A cached refusal is raised again as a fresh copy.
+
+The cache is process-wide and bounded (:data:`CACHE_SIZE` entries, least recently
+used dropped first); :func:`clear_cache` empties it, :func:`cache_info` reports hits
+and misses.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from netbpf.maps import BPF_F_RDONLY_PROG, ArrayMap, MapSpec
+from netbpf.maps import Map as SimMap
+from netbpf.obj.spec import ProgramSpec
+from netbpf.verifier import INSN_LIMIT, VerifierRejection, VerifierResult, verify
+from netbpf.verifier.maps import map_info
+
+__all__ = ["CACHE_SIZE", "CacheInfo", "cache_info", "clear_cache", "map_view", "verify_for_load"]
+
+#: how many verification outcomes the process keeps
+CACHE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    hits: int
+    misses: int
+    size: int
+
+
+# key -> (outcome, spec.btf kept alive so that id(btf) in the key stays unique)
+_cache: OrderedDict[tuple[Any, ...], tuple[VerifierResult | VerifierRejection, Any]] = OrderedDict()
+_stats = {"hits": 0, "misses": 0}
+
+
+def map_view(m: SimMap) -> MapSpec:
+    """The map as the verifier sees the kernel object behind an fd (see the module
+    docstring): the spec it was created from, with its live frozen state and, for a
+    frozen BPF_F_RDONLY_PROG array, element 0's current bytes as constant contents."""
+    spec = m.spec
+    extra: dict[str, Any] = {k: v for k, v in spec.extra.items() if k not in ("freeze", "contents")}
+    extra["freeze"] = bool(m.frozen)
+    if m.frozen and m.flags & BPF_F_RDONLY_PROG and isinstance(m, ArrayMap) and not m.percpu:
+        extra["contents"] = ((0, bytes(m.values_store.get(0))),)
+    return spec.with_(max_entries=m.max_entries, flags=m.flags, extra=extra)
+
+
+def _key(
+    spec: ProgramSpec, maps: Mapping[str, Any], log_level: int, insn_limit: int
+) -> tuple[Any, ...]:
+    names = sorted({r.map for r in spec.map_relocs})
+    views = tuple((n, map_info(maps[n])) if n in maps else (n, None) for n in names)
+    return (
+        spec.name,
+        int(spec.prog_type),
+        None if spec.attach_type is None else int(spec.attach_type),
+        spec.license,
+        spec.insns,
+        spec.map_relocs,
+        spec.func_info,
+        spec.line_info,
+        id(spec.btf),
+        views,
+        log_level,
+        insn_limit,
+    )
+
+
+def verify_for_load(
+    spec: ProgramSpec,
+    maps: Mapping[str, Any] | None = None,
+    *,
+    log_level: int = 0,
+    insn_limit: int = INSN_LIMIT,
+) -> VerifierResult:
+    """:func:`netbpf.verifier.verify` with the outcome cache (see the module
+    docstring).  Raises :class:`~netbpf.verifier.VerifierRejection` when refused."""
+    maps = maps or {}
+    try:
+        key = _key(spec, maps, log_level, insn_limit)
+        hash(key)
+    except TypeError:  # something unhashable in a user-built spec: no caching
+        return verify(spec, maps=maps, log_level=log_level, insn_limit=insn_limit)
+    hit = _cache.get(key)
+    if hit is not None:
+        _stats["hits"] += 1
+        _cache.move_to_end(key)
+        outcome = hit[0]
+    else:
+        _stats["misses"] += 1
+        try:
+            outcome = verify(spec, maps=maps, log_level=log_level, insn_limit=insn_limit)
+        except VerifierRejection as rej:
+            outcome = rej
+        _cache[key] = (outcome, spec.btf)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    if isinstance(outcome, VerifierRejection):
+        raise _fresh(outcome)
+    return outcome
+
+
+def _fresh(rej: VerifierRejection) -> VerifierRejection:
+    """A new exception object with the cached refusal's contents (raising the cached
+    object itself would chain every raise's traceback onto it)."""
+    new = rej.__class__.__new__(rej.__class__, *rej.args)
+    new.__dict__.update(rej.__dict__)
+    return new
+
+
+def clear_cache() -> None:
+    """Forget every cached verification outcome (and the hit/miss counts)."""
+    _cache.clear()
+    _stats["hits"] = _stats["misses"] = 0
+
+
+def cache_info() -> CacheInfo:
+    """Hits, misses and entries of the outcome cache since the last clear."""
+    return CacheInfo(_stats["hits"], _stats["misses"], len(_cache))
