@@ -136,15 +136,19 @@ def only_program(spec: CollectionSpec, name: str) -> CollectionSpec:
 ENGINE_NAMES = {"fast": "fast", "interp": "interpreter"}
 
 
-def make_backend(backend: str, engine: str | None) -> Any:
-    """``--backend sim|kernel`` (and ``--engine``) -> a backend object."""
+def make_backend(backend: str, engine: str | None, *, unsafe_skip_verifier: bool = False) -> Any:
+    """``--backend sim|kernel`` (and ``--engine``, ``--unsafe-skip-verifier``) -> a
+    backend object."""
     if backend == "kernel":
         from netbpf.kernel import KernelBackend
 
         return KernelBackend()
     from netbpf.sim import SimBackend
 
-    return SimBackend(engine=ENGINE_NAMES[engine]) if engine else SimBackend()
+    kw: dict[str, Any] = {"unsafe_skip_verifier": unsafe_skip_verifier}
+    if engine:
+        kw["engine"] = ENGINE_NAMES[engine]
+    return SimBackend(**kw)
 
 
 def load_collection(be: Any, spec: CollectionSpec, *, pin_path: str | None = None) -> Collection:

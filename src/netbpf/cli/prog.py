@@ -183,6 +183,12 @@ def _engine_label(be: Any) -> str | None:
     "(default: the simulator's default).",
 )
 @click.option(
+    "--unsafe-skip-verifier",
+    is_flag=True,
+    help="Simulator only: load without running netbpf's verifier (for experiments "
+    "with programs the kernel would refuse; unsafe accesses then fault at run time).",
+)
+@click.option(
     "--set",
     "sets",
     metavar="VAR=VALUE",
@@ -246,6 +252,7 @@ def run_cmd(
     repeat: int,
     backend: str,
     engine: str | None,
+    unsafe_skip_verifier: bool,
     sets: list[_objects.Assignment],
     map_inits: list[_objects.Assignment],
     dump_maps: bool,
@@ -263,6 +270,11 @@ def run_cmd(
     program; all maps and global data are created, and the program is loaded with
     the tail-call targets the object's PROG_ARRAY initialisers name.
 
+    Programs are verified before they run, on both backends (the simulator runs
+    netbpf's verifier as the kernel runs its own): a refusal fails with the
+    verifier's message ('netbpf verify' explains it).  --unsafe-skip-verifier runs
+    a program in the simulator without verifying it.
+
     \b
     Examples:
       netbpf prog run examples/xdp_udp_drop.bin --type xdp \\
@@ -274,6 +286,10 @@ def run_cmd(
     _common.exclusive(ctx, ctx_in=ctx_in, ctx_hex=ctx_hex)
     if backend == "kernel" and engine is not None:
         raise click.UsageError("--engine chooses a simulator engine; it needs --backend sim", ctx)
+    if backend == "kernel" and unsafe_skip_verifier:
+        raise click.UsageError(
+            "--unsafe-skip-verifier is for the simulator; the kernel always verifies", ctx
+        )
     stdin_users = [p for p in (prog_file, data_in, ctx_in) if p == "-"]
     if len(stdin_users) > 1:
         raise click.UsageError("only one of PROG, --data-in, --ctx-in can be - (stdin)", ctx)
@@ -335,7 +351,7 @@ def run_cmd(
         spec = _objects.pick_program(cspec, prog_name, prog_file)
         section = spec.section
         cspec = _objects.only_program(_objects.apply_sets(cspec, sets, prog_file), spec.name)
-        be = _make_backend(backend, engine)
+        be = _make_backend(backend, engine, unsafe_skip_verifier=unsafe_skip_verifier)
         with _objects.load_collection(be, cspec, pin_path=pin_path) as coll:
             _objects.apply_map_inits(coll, map_inits, prog_file)
             result = coll.programs[spec.name].test_run(
@@ -347,7 +363,7 @@ def run_cmd(
         spec = program_from_bytes(
             raw, used_format, prog_file, prog_type or "", name or default_prog_name(prog_file)
         )
-        be = _make_backend(backend, engine)
+        be = _make_backend(backend, engine, unsafe_skip_verifier=unsafe_skip_verifier)
         loaded = be.load_program(spec)
         try:
             result = loaded.test_run(data_in=packet, ctx_in=context, repeat=repeat)
