@@ -27,6 +27,16 @@ The harness functions are what ``tests/test_conformance.py`` runs our own corpus
 :func:`skb_harness` that make a bare conformance program acceptable to the kernel
 verifier and get the full 64-bit r0 back out of BPF_PROG_TEST_RUN (whose retval has
 only 32 bits).
+
+netbpf's side does **not** run netbpf's verifier (unlike ``SimBackend``, which
+verifies every program at load): bpf_conformance tests the instruction set's
+semantics (RFC 9669), including programs the kernel's verifier refuses (immediate
+shifts out of range, division by a constant zero, ``callx``), and a bare conformance
+program (r1 = raw memory, r2 = its length) is not a program of any kernel program
+type the verifier could check.  The kernel plugin gets through the kernel's verifier
+only with the XDP wrapper and then fails the cases the verifier refuses (see
+docs/conformance.md); the VM here runs every case with the RFC's semantics, and a
+sandbox violation faults at run time (ProgramFault) instead of being refused.
 """
 
 from __future__ import annotations
