@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from netbpf.maps import BPF_F_RDONLY_PROG, ArrayMap, MapSpec
@@ -70,7 +70,7 @@ def _key(
     spec: ProgramSpec, maps: Mapping[str, Any], log_level: int, insn_limit: int
 ) -> tuple[Any, ...]:
     names = sorted({r.map for r in spec.map_relocs})
-    views = tuple((n, map_info(maps[n])) if n in maps else (n, None) for n in names)
+    views = tuple((n, _info_key(map_info(maps[n])) if n in maps else None) for n in names)
     return (
         spec.name,
         int(spec.prog_type),
@@ -84,6 +84,16 @@ def _key(
         views,
         log_level,
         insn_limit,
+    )
+
+
+def _info_key(info: Any) -> tuple[Any, ...]:
+    """Every field of a verifier MapInfo, by value (MapInfo compares by identity), an
+    inner map's too: a field added to MapInfo is part of the key without a change
+    here."""
+    return tuple(
+        _info_key(v) if is_dataclass(v) else v
+        for v in (getattr(info, f.name) for f in fields(info))
     )
 
 
