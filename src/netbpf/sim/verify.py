@@ -12,11 +12,12 @@ The kernel refuses to load a program its verifier cannot prove safe; so does
 * :func:`verify_for_load` -- :func:`~netbpf.verifier.verify` behind a cache of
   outcomes.  Tests load the same program many times (once per backend, per
   parametrisation); verifying costs milliseconds to seconds, so a verdict is reused
-  when *everything* verify() depends on is equal: the program's name, type, expected
-  attach type, license, instructions (after CO-RE relocation), map references,
-  func/line info and BTF object, every referenced map's verifier view (type, sizes,
-  max_entries, flags, inner map, spin lock offset, frozen, constant contents), the log
-  level and the instruction limit.  A cached refusal is raised again as a fresh copy.
+  when *everything* verify() depends on is equal: every field of the ProgramSpec
+  (name, type, expected attach type, license, instructions after CO-RE relocation,
+  map references, func/line info...; the BTF object by identity), every referenced
+  map's verifier view by value (type, sizes, max_entries, flags, inner map, spin lock
+  offset, frozen, constant contents), the log level and the instruction limit.  A
+  cached refusal is raised again as a fresh copy.
 
 The cache is process-wide and bounded (:data:`CACHE_SIZE` entries, least recently
 used dropped first); :func:`clear_cache` empties it, :func:`cache_info` reports hits
@@ -69,22 +70,13 @@ def map_view(m: SimMap) -> MapSpec:
 def _key(
     spec: ProgramSpec, maps: Mapping[str, Any], log_level: int, insn_limit: int
 ) -> tuple[Any, ...]:
+    """Every field of the spec (so a field verify() starts to read is covered without
+    a change here; the BTF by identity, kept alive by the cache entry), each
+    referenced map's verifier view by value, the log level and the limit."""
     names = sorted({r.map for r in spec.map_relocs})
     views = tuple((n, _info_key(map_info(maps[n])) if n in maps else None) for n in names)
-    return (
-        spec.name,
-        int(spec.prog_type),
-        None if spec.attach_type is None else int(spec.attach_type),
-        spec.license,
-        spec.insns,
-        spec.map_relocs,
-        spec.func_info,
-        spec.line_info,
-        id(spec.btf),
-        views,
-        log_level,
-        insn_limit,
-    )
+    own = tuple(getattr(spec, f.name) for f in fields(spec) if f.name != "btf")
+    return (own, id(spec.btf), views, log_level, insn_limit)
 
 
 def _info_key(info: Any) -> tuple[Any, ...]:
