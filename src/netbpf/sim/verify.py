@@ -26,6 +26,7 @@ and misses.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
@@ -53,6 +54,7 @@ class CacheInfo:
 # key -> (outcome, spec.btf kept alive so that id(btf) in the key stays unique)
 _cache: OrderedDict[tuple[Any, ...], tuple[VerifierResult | VerifierRejection, Any]] = OrderedDict()
 _stats = {"hits": 0, "misses": 0}
+_lock = threading.Lock()  # loads from several threads (verification runs unlocked)
 
 
 def map_view(m: SimMap) -> MapSpec:
@@ -104,20 +106,23 @@ def verify_for_load(
         hash(key)
     except TypeError:  # something unhashable in a user-built spec: no caching
         return verify(spec, maps=maps, log_level=log_level, insn_limit=insn_limit)
-    hit = _cache.get(key)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _stats["hits"] += 1
+            _cache.move_to_end(key)
     if hit is not None:
-        _stats["hits"] += 1
-        _cache.move_to_end(key)
         outcome = hit[0]
     else:
-        _stats["misses"] += 1
         try:
             outcome = verify(spec, maps=maps, log_level=log_level, insn_limit=insn_limit)
         except VerifierRejection as rej:
             outcome = rej
-        _cache[key] = (outcome, spec.btf)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        with _lock:
+            _stats["misses"] += 1
+            _cache[key] = (outcome, spec.btf)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
     if isinstance(outcome, VerifierRejection):
         raise _fresh(outcome)
     return outcome
@@ -133,8 +138,9 @@ def _fresh(rej: VerifierRejection) -> VerifierRejection:
 
 def clear_cache() -> None:
     """Forget every cached verification outcome (and the hit/miss counts)."""
-    _cache.clear()
-    _stats["hits"] = _stats["misses"] = 0
+    with _lock:
+        _cache.clear()
+        _stats["hits"] = _stats["misses"] = 0
 
 
 def cache_info() -> CacheInfo:
