@@ -57,15 +57,7 @@ _NETBPF_MARKS = () if HAVE_VERIFIER else (NOT_YET,)
 #: Cases where netbpf's verifier is known to disagree with the kernel, each with the
 #: reason.  An entry becomes a strict xfail, so a fix that lands must also remove it
 #: here.
-_ON_PATHS_ONLY = (
-    "precision: netbpf refuses in its structural pass (netbpf.isa.validate, run by "
-    "verify() on every instruction) what the kernel checks only on the paths it walks "
-    "(do_check); the kernel accepts the instruction on a dead branch"
-)
 KNOWN_GAPS: dict[str, str] = {
-    "structural/dead_branch_r10_write": _ON_PATHS_ONLY,
-    "structural/dead_branch_r11_read": _ON_PATHS_ONLY,
-    "structural/dead_branch_alu_reserved_off": _ON_PATHS_ONLY,
     **dict.fromkeys(
         (
             "helpers/sk_lookup_tcp_tuple_size_zero",

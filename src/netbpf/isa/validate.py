@@ -17,6 +17,23 @@ what is wrong.
 One deliberate difference: ``callx`` (``JMP|CALL|X``, LLVM's indirect call) passes,
 because RFC 9669-style runtimes and the bpf_conformance suite use it; Linux refuses it
 with "unknown opcode 8d", which the kernel backend reports on its own.
+
+Linux makes these checks in two places, and so do we (the split was probed rule by rule
+on Linux 6.18: each violation placed on a branch a constant decides):
+
+* **before walking any path** (bpf_check's add_subprog_and_kfunc, check_subprogs,
+  resolve_pseudo_ldimm64, check_cfg): call destinations, jumps leaving their function,
+  a function's last instruction, LDX reserved fields, both halves of an LD_IMM64 and its
+  pseudo source, the opcode table (callx included), jumps into an LD_IMM64.
+  :func:`validate_upfront` is exactly this, in the kernel's order and words;
+* **only on the paths the verifier walks** (do_check): every other reserved field
+  (:func:`field_error`), register numbers above r10 and writes to r10.  Linux accepts a
+  program whose only such defect sits on a branch no path takes, and patches that dead
+  code out; :mod:`netbpf.verifier` does the same (and the simulator traps the dead
+  slots, see :mod:`netbpf.sim.verify`).
+
+:func:`validate_program` makes all of them on every instruction: it guards the engines
+when the verifier is skipped (``SimBackend(unsafe_skip_verifier=True)``).
 """
 
 from __future__ import annotations
@@ -38,13 +55,29 @@ from netbpf.isa.opcodes import (
     OpInfo,
 )
 from netbpf.uapi import (
+    BPF_ALU64,
+    BPF_CALL,
+    BPF_CMPXCHG,
+    BPF_EXIT,
+    BPF_JA,
+    BPF_JMP,
     BPF_JMP32,
+    BPF_LDX,
+    BPF_MEM,
+    BPF_MEMSX,
     BPF_PSEUDO_FUNC,
     BPF_PSEUDO_MAP_FD,
     BPF_PSEUDO_MAP_IDX,
 )
 
-__all__ = ["jump_target", "subprogram_starts", "validate_program"]
+__all__ = [
+    "field_error",
+    "field_errors",
+    "jump_target",
+    "subprogram_starts",
+    "validate_program",
+    "validate_upfront",
+]
 
 MAX_BPF_REG = 11  # r0-r10
 _Fail = Callable[[int, str], InstructionError]
@@ -195,39 +228,180 @@ def _check_encodable(insn: Instruction, i: int, fail: _Fail) -> None:
 
 
 def _check_fields(insn: Instruction, info: OpInfo, i: int, fail: _Fail) -> None:
+    msg = field_error(insn, info) or register_error(insn, info)
+    if msg is not None:
+        raise fail(i, msg)
+
+
+def field_error(insn: Instruction, info: OpInfo) -> str | None:
+    """The kernel's message for a field of ``insn`` that must be zero, or one of a few
+    values, and is not (``BPF_ALU uses reserved fields``, ``invalid may_goto imm 1``,
+    ``BPF_ATOMIC uses invalid atomic opcode 02``...); None when every field is
+    acceptable.  Register numbers are :func:`register_error`'s business.
+
+    Linux makes these checks while walking paths (check_alu_op, check_atomic,
+    check_cond_jmp_op...), except LDX's, which :func:`validate_upfront` makes."""
     kind = info.kind
     # Kind-specific rules whose messages the kernel words differently.
     if kind is Kind.MAY_GOTO:
         if insn.dst or insn.src or insn.imm:
-            raise fail(i, f"invalid may_goto imm {insn.imm}")
+            return f"invalid may_goto imm {insn.imm}"
     elif kind is Kind.ATOMIC and insn.imm not in ATOMIC_OPS:
-        raise fail(i, f"BPF_ATOMIC uses invalid atomic opcode {insn.imm & 0xFF:02x}")
+        # the kernel prints the whole imm, as an unsigned 32-bit hex number
+        return f"BPF_ATOMIC uses invalid atomic opcode {insn.imm & 0xFFFF_FFFF:02x}"
     elif kind is Kind.ATOMIC and not info.imm.allows(insn.imm):
-        raise fail(i, "invalid atomic operand size")  # e.g. an 8-bit atomic add
+        return "invalid atomic operand size"  # e.g. an 8-bit atomic add
     elif kind is Kind.LD_IMM64 and not info.src.allows(insn.src):
-        raise fail(i, "unrecognized bpf_ld_imm64 insn")
-    elif kind is Kind.MOV and info.use_src_reg and insn.off == ADDR_SPACE_CAST_OFF:
-        # only ALU64|MOV|X allows off 1 (the field rule refuses it on ALU|MOV|X below)
+        return "unrecognized bpf_ld_imm64 insn"
+    elif (
+        kind is Kind.MOV
+        and info.use_src_reg
+        and info.cls == BPF_ALU64
+        and insn.off == ADDR_SPACE_CAST_OFF
+    ):
+        # only ALU64|MOV|X has addr_space_cast (ALU|MOV|X off 1 is a reserved field)
         if insn.imm not in ADDR_SPACE_CAST_IMMS:
-            raise fail(i, "addr_space_cast insn can only convert between address space 1 and 0")
+            return "addr_space_cast insn can only convert between address space 1 and 0"
     elif kind is Kind.MOV and insn.imm != 0 and info.use_src_reg:
-        raise fail(i, _RESERVED_MSG[kind])
+        return _RESERVED_MSG[kind]
     elif kind is Kind.CALL and insn.off != 0 and insn.src != CALL_KFUNC:
-        raise fail(i, _RESERVED_MSG[kind])
+        return _RESERVED_MSG[kind]
+    elif kind is Kind.EXIT:
+        # Linux 6.18 ignores exit's off (checked: "exit" with off 1 is accepted)
+        if insn.dst or insn.src or insn.imm:
+            return _RESERVED_MSG[kind]
+        return None
 
     for value, rule in ((insn.dst, info.dst), (insn.src, info.src), (insn.off, info.off),
                         (insn.imm, info.imm)):  # fmt: skip
         if not rule.allows(value):
-            raise fail(i, _RESERVED_MSG.get(kind, f"{info.name} uses reserved fields"))
+            return _RESERVED_MSG.get(kind, f"{info.name} uses reserved fields")
+    return None
 
-    # Registers: the kernel's check_reg_arg wording.
+
+def register_error(insn: Instruction, info: OpInfo) -> str | None:
+    """The kernel's message for a register field above r10 (``R11 is invalid``) or a
+    write to the read-only frame pointer, or None.  (The verifier makes these checks
+    in its own order, in ``check_reg_arg``.)"""
     for value, rule in ((insn.dst, info.dst), (insn.src, info.src)):
         if rule.use in (FieldUse.REG, FieldUse.REG_W) and value >= MAX_BPF_REG:
-            raise fail(i, f"R{value} is invalid")
+            return f"R{value} is invalid"
     if info.dst.use is FieldUse.REG_W and insn.dst == FRAME_POINTER:
-        raise fail(i, "frame pointer is read only")
-    if kind is Kind.ATOMIC and ATOMIC_OPS[insn.imm].fetch and insn.src == FRAME_POINTER:
-        # The fetching forms write the old value back into src.
-        raise fail(i, "frame pointer is read only")
-    if kind is Kind.ATOMIC and insn.imm == BPF_LOAD_ACQ and insn.dst == FRAME_POINTER:
-        raise fail(i, "frame pointer is read only")  # load_acquire writes dst
+        return "frame pointer is read only"
+    if (
+        info.kind is Kind.ATOMIC
+        and ATOMIC_OPS[insn.imm].fetch
+        and insn.imm != BPF_CMPXCHG
+        and insn.src == FRAME_POINTER
+    ):
+        # The fetching forms write the old value back into src (cmpxchg: into r0).
+        return "frame pointer is read only"
+    if info.kind is Kind.ATOMIC and insn.imm == BPF_LOAD_ACQ and insn.dst == FRAME_POINTER:
+        return "frame pointer is read only"  # load_acquire writes dst
+    return None
+
+
+def field_errors(insns: Sequence[Instruction]) -> dict[int, str]:
+    """:func:`field_error` of every instruction of a program that passed
+    :func:`validate_upfront`, by slot (only the instructions that have one): what the
+    verifier refuses if a path reaches the slot."""
+    out: dict[int, str] = {}
+    i = 0
+    while i < len(insns):
+        insn = insns[i]
+        info = OPCODES.get(insn.opcode)
+        if info is not None:
+            msg = field_error(insn, info)
+            if msg is not None:
+                out[i] = msg
+        i += 2 if insn.opcode == _LD_IMM64 else 1
+    return out
+
+
+_LD_IMM64 = 0x18
+_CALLX = 0x8D
+#: the last instruction of a function must be one of these (check_subprogs)
+_LAST_OK = frozenset({BPF_JMP | BPF_EXIT, BPF_JMP | BPF_JA, BPF_JMP32 | BPF_JA})
+
+
+def validate_upfront(insns: Sequence[Instruction], *, name: str | None = None) -> None:
+    """Raise :class:`InstructionError` for what Linux refuses before it walks any path,
+    in its order and words: a call or ``func`` address outside the program ("call to
+    invalid destination"); a jump leaving its function, or a function whose last
+    instruction is neither exit nor goto (check_subprogs); an LDX with reserved fields,
+    half an LD_IMM64 or an unknown pseudo source, an opcode Linux does not know --
+    ``callx`` included (resolve_pseudo_ldimm64); a jump into the second half of an
+    LD_IMM64 (check_cfg).  Everything else about a single instruction is checked only
+    where a path reaches it (see the module docstring)."""
+
+    def fail(index: int, reason: str) -> InstructionError:
+        return InstructionError(index, reason, program=name)
+
+    n = len(insns)
+    if n == 0:
+        raise fail(0, "empty program (no instructions)")
+    for i, insn in enumerate(insns):
+        _check_encodable(insn, i, fail)
+
+    # add_subprog_and_kfunc: functions start at 0 and at every call / func target
+    starts = {0}
+    for i, insn in enumerate(insns):
+        if (insn.opcode == BPF_JMP | BPF_CALL and insn.src == CALL_LOCAL) or (
+            insn.opcode == _LD_IMM64 and insn.src == BPF_PSEUDO_FUNC
+        ):
+            t = i + insn.imm + 1
+            if not 0 <= t < n:
+                raise fail(i, "call to invalid destination")
+            starts.add(t)
+
+    # check_subprogs: every slot of a jump class (unknown opcodes too) but calls and
+    # exits stays in its function; functions end with exit or goto
+    bounds = sorted(starts)
+    for start, end in zip(bounds, [*bounds[1:], n]):
+        for i in range(start, end):
+            code = insns[i].opcode
+            if code & 0x07 not in (BPF_JMP, BPF_JMP32) or code & 0xF0 in (BPF_CALL, BPF_EXIT):
+                continue
+            off = insns[i].imm if code == BPF_JMP32 | BPF_JA else insns[i].off
+            t = i + off + 1
+            if not start <= t < end:
+                raise fail(i, f"jump out of range from insn {i} to {t}")
+        if insns[end - 1].opcode not in _LAST_OK:
+            raise fail(end - 1, "last insn is not an exit or jmp")
+
+    # resolve_pseudo_ldimm64: LDX fields, LD_IMM64 halves and sources, the opcode table
+    second_half: set[int] = set()
+    i = 0
+    while i < n:
+        insn = insns[i]
+        code = insn.opcode
+        if code & 0x07 == BPF_LDX and (code & 0xE0 not in (BPF_MEM, BPF_MEMSX) or insn.imm):
+            raise fail(i, "BPF_LDX uses reserved fields")
+        if code == _LD_IMM64:
+            nxt = insns[i + 1] if i + 1 < n else None
+            if nxt is None or nxt.opcode or nxt.dst or nxt.src or nxt.off:
+                raise fail(i, "invalid bpf_ld_imm64 insn")
+            if insn.src and (
+                insn.src not in OPCODES[_LD_IMM64].src.values
+                or (insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX) and nxt.imm != 0)
+            ):
+                raise fail(i, "unrecognized bpf_ld_imm64 insn")
+            second_half.add(i + 1)
+            i += 2
+            continue
+        if code not in OPCODES or code == _CALLX:
+            raise fail(i, f"unknown opcode {code:02x}")
+        i += 1
+
+    # check_cfg: no jump into the middle of an LD_IMM64
+    for i, insn in enumerate(insns):
+        if i in second_half:
+            continue
+        t = jump_target(insn, i)
+        if t is not None and t in second_half:
+            what = (
+                "jump"
+                if OPCODES[insn.opcode].kind in (Kind.JA, Kind.JCC, Kind.MAY_GOTO)
+                else "call"
+            )
+            raise fail(i, f"{what} into the middle of ldimm64 insn {t - 1}")

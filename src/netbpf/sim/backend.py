@@ -65,7 +65,7 @@ from __future__ import annotations
 import errno as _errno
 import itertools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,8 @@ from netbpf.backend import TestRunResult
 from netbpf.errors import NotSupportedError, ObjectError, TestRunError
 from netbpf.hooks.context import NetDevice, default_devices
 from netbpf.hooks.testrun import prog_test_run
-from netbpf.isa.validate import validate_program
+from netbpf.isa.instruction import Instruction
+from netbpf.isa.validate import validate_program, validate_upfront
 from netbpf.maps import (
     DEFAULT_PIN_ROOT,
     ArrayMap,
@@ -365,15 +366,20 @@ class SimBackend:
                 "CollectionSpec with SimBackend.load()",
                 section=spec.section or None,
             )
-        validate_program(spec.insns, name=spec.name)
+        skip = self._skip(unsafe_skip_verifier)
+        # unverified: every structural check on every instruction (the engines' guard);
+        # verified: what Linux refuses before walking paths, the rest where reached
+        (validate_program if skip else validate_upfront)(spec.insns, name=spec.name)
         imm64, used, relocs, views = self._fd_maps(spec)
         result = None
-        if not self._skip(unsafe_skip_verifier):
-            from netbpf.sim.verify import verify_for_load
+        insns: Sequence[Instruction] = spec.insns
+        if not skip:
+            from netbpf.sim.verify import sanitize_dead_code, verify_for_load
 
             vspec = replace(spec, map_relocs=relocs) if relocs else spec
             result = verify_for_load(vspec, views, log_level=log_level)
-        exe = load_executable(spec.insns, name=spec.name, engine=self.engine, imm64=imm64)
+            insns = sanitize_dead_code(spec.insns, result)
+        exe = load_executable(insns, name=spec.name, engine=self.engine, imm64=imm64)
         for m in used:
             if isinstance(m, ProgArrayMap):
                 m.set_owner(spec.prog_type)

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from netbpf.collection import Collection, fill_slots, libbpf_max_entries
 from netbpf.errors import ObjectError, PinError
 from netbpf.isa.instruction import Instruction
-from netbpf.isa.validate import validate_program
+from netbpf.isa.validate import validate_program, validate_upfront
 from netbpf.maps import (
     LIBBPF_PIN_BY_NAME,
     ArrayMap,
@@ -261,10 +261,17 @@ class _Loader:
         from netbpf.sim.backend import SimProgram
 
         insns, imm64 = self._patched(pspec)
-        validate_program(insns, name=pspec.name)
+        # unverified: every structural check on every instruction (the engines' guard);
+        # verified: what Linux refuses before walking paths, the rest where reached
         result = None
-        if not self.skip_verifier:
+        if self.skip_verifier:
+            validate_program(insns, name=pspec.name)
+        else:
+            from netbpf.sim.verify import sanitize_dead_code
+
+            validate_upfront(insns, name=pspec.name)
             result = self._verify(pspec, insns)
+            insns = sanitize_dead_code(insns, result)
         exe = load_executable(insns, name=pspec.name, engine=self.backend.engine, imm64=imm64)
         self._claim_prog_arrays(pspec)
         used = {id(self.maps[r.map].map): self.maps[r.map].map for r in pspec.map_relocs}

@@ -22,6 +22,17 @@ The kernel refuses to load a program its verifier cannot prove safe; so does
 The cache is process-wide and bounded (:data:`CACHE_SIZE` entries, least recently
 used dropped first); :func:`clear_cache` empties it, :func:`cache_info` reports hits
 and misses.
+
+* :func:`sanitize_dead_code` -- the program the engines run.  Linux checks some
+  properties of an instruction (reserved fields, registers above r10, writes to r10)
+  only where a path reaches it, so it accepts a program whose dead code (no path
+  reaches it: a branch decided by a constant) is malformed, and patches that code out
+  (sanitize_dead_code / opt_remove_dead_code).  The simulator does the same: every slot
+  the verifier never reached becomes :data:`DEAD_CODE_TRAP`, a call of helper
+  #-1, which no program type has, so that both engines fault (ProgramFault naming the
+  slot: "unknown helper #-1") if a run ever got there -- it cannot if the verifier is
+  right; a function's last slot becomes ``goto -1`` instead (a function must end with
+  a jump; a run reaching it stops at the instruction budget), Linux's own trap.
 """
 
 from __future__ import annotations
@@ -32,13 +43,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
+from netbpf.isa.instruction import Instruction
 from netbpf.maps import BPF_F_RDONLY_PROG, ArrayMap, MapSpec
 from netbpf.maps import Map as SimMap
 from netbpf.obj.spec import ProgramSpec
 from netbpf.verifier import INSN_LIMIT, VerifierRejection, VerifierResult, verify
 from netbpf.verifier.maps import map_info
 
-__all__ = ["CACHE_SIZE", "CacheInfo", "cache_info", "clear_cache", "map_view", "verify_for_load"]
+__all__ = [
+    "CACHE_SIZE",
+    "DEAD_CODE_TRAP",
+    "CacheInfo",
+    "cache_info",
+    "clear_cache",
+    "map_view",
+    "sanitize_dead_code",
+    "verify_for_load",
+]
 
 #: how many verification outcomes the process keeps
 CACHE_SIZE = 512
@@ -146,3 +167,38 @@ def clear_cache() -> None:
 def cache_info() -> CacheInfo:
     """Hits, misses and entries of the outcome cache since the last clear."""
     return CacheInfo(_stats["hits"], _stats["misses"], len(_cache))
+
+
+#: What a slot no verified path reaches becomes: ``call -1``, a helper no program type
+#: has, so both engines raise ProgramFault at that slot if a run ever reaches it.
+DEAD_CODE_TRAP = Instruction(0x85, 0, 0, 0, -1)
+#: the trap in a function's last slot (which must stay a jump): ``goto -1``, a run
+#: reaching it stops at the instruction budget (InstructionLimitExceeded); Linux's trap
+_LAST_SLOT_TRAP = Instruction(0x05, 0, 0, -1, 0)
+_LD_IMM64 = 0x18
+_EXIT = 0x95
+
+
+def sanitize_dead_code(
+    insns: list[Instruction] | tuple[Instruction, ...], result: VerifierResult
+) -> list[Instruction]:
+    """The instructions the engines run after ``result`` accepted ``insns``: every slot
+    no path reached (``result.insn_aux[i].seen`` false, and not the second half of a
+    reached LD_IMM64) replaced by :data:`DEAD_CODE_TRAP` (see the module docstring);
+    a reached ``exit`` whose ``off`` is set (Linux ignores that field) with it cleared.
+    ``insns`` and ``result`` (a cached, shared object) are not modified."""
+    aux = result.insn_aux
+    if len(aux) != len(insns):
+        raise ValueError(f"verifier result covers {len(aux)} slots, the program has {len(insns)}")
+    out = list(insns)
+    # a function's last slot stays a jump (the engines lay functions out by slot)
+    ends = {start - 1 for start in result.subprog_starts if start} | {len(out) - 1}
+    for i, insn in enumerate(insns):
+        if aux[i].seen:
+            if insn.opcode == _EXIT and insn.off:
+                out[i] = Instruction(_EXIT)
+            continue
+        if i and aux[i - 1].seen and insns[i - 1].opcode == _LD_IMM64:
+            continue  # the upper half of a reached LD_IMM64
+        out[i] = _LAST_SLOT_TRAP if i in ends else DEAD_CODE_TRAP
+    return out

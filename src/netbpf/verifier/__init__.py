@@ -39,7 +39,7 @@ from typing import Any
 
 from netbpf.errors import InstructionError, VerifierError
 from netbpf.isa.instruction import Instruction
-from netbpf.isa.validate import validate_program
+from netbpf.isa.validate import validate_upfront
 from netbpf.obj.spec import LineInfo, ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
 from netbpf.verifier.core import Abandon, InsnAux, Reject, Verifier
@@ -250,7 +250,9 @@ def verify(
     statistics on success), 2 every instruction's state, as the kernel's log levels.
     ``insn_limit`` is the complexity limit (the kernel's is 1,000,000)."""
     try:
-        validate_program(spec.insns, name=spec.name)
+        # what Linux refuses before it walks any path; the rest of each instruction's
+        # checks run where a path reaches it (netbpf.isa.validate's module docstring)
+        validate_upfront(spec.insns, name=spec.name)
     except InstructionError as e:
         raise VerifierRejection(
             e.reason,

@@ -104,14 +104,14 @@ def _use_def(insn: Instruction, nargs: dict[int, int]) -> tuple[int, int]:
     if k is Kind.STX:
         return d | s, 0
     if k is Kind.ATOMIC:
-        op = ATOMIC_OPS[insn.imm]
+        op = ATOMIC_OPS.get(insn.imm)  # None: refused if a path reaches it
         if insn.imm == BPF_LOAD_ACQ:
             return s, d
         if insn.imm == BPF_STORE_REL:
             return d | s, 0
         if insn.imm == BPF_CMPXCHG:
             return d | s | 1, 1
-        return d | s, (s if op.fetch else 0)
+        return d | s, (s if op is not None and op.fetch else 0)
     if k is Kind.JCC:
         return (d | s if info.use_src_reg else d), 0
     if k is Kind.CALL:

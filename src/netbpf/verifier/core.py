@@ -21,11 +21,13 @@ from typing import Any
 from netbpf.isa.disasm import format_insn
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind, OpInfo
+from netbpf.isa.validate import field_errors
 from netbpf.uapi import (
     BPF_ALU64,
     BPF_CMPXCHG,
     BPF_FETCH,
     BPF_JMP32,
+    BPF_PSEUDO_BTF_ID,
     BPF_PSEUDO_CALL,
     BPF_PSEUDO_FUNC,
     BPF_PSEUDO_KFUNC_CALL,
@@ -159,6 +161,8 @@ _PKT_READ = _PKT_WRITE | {
     ProgramType.CGROUP_SKB,
 }
 _LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.SCHED_ACT}
+#: their reserved fields are checked after the program type (check_ld_abs)
+_LD_ABS_KINDS = (Kind.LD_ABS, Kind.LD_IND)
 
 
 class Abandon(Exception):
@@ -305,6 +309,9 @@ class Verifier:
         self.prev_log_pos = 0
         self.prev_insn_print_pos = 0
         self.cfg: Cfg | None = None
+        #: slot -> the kernel's message for its reserved fields, refused when a path
+        #: reaches the slot (Linux checks them in do_check, not up front)
+        self.field_errors: dict[int, str] = {}
         self.ptype_name = ProgramType(prog_type).name
         self.attach_name = AttachType(attach_type).name if attach_type is not None else None
         self.fake_id = 0
@@ -393,6 +400,10 @@ class Verifier:
         for sp in cfg.subprogs:
             sp.stack_depth = 0  # grown again by this run
         self.cfg = cfg
+        bad = self.cache.get("field_errors")
+        if bad is None:
+            bad = self.cache["field_errors"] = field_errors(self.insns)
+        self.field_errors = bad
         uses = _helper_uses()
         if any(
             m.type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
@@ -478,11 +489,27 @@ class Verifier:
         return frozenset(out)
 
     def _resolve_ldimm64(self) -> None:
+        """resolve_pseudo_ldimm64 (and add_subprog_and_kfunc's kfunc lookup): map
+        references, BTF variables and kfuncs are resolved before any path is walked, so
+        they are refused wherever they are, dead code included."""
+        for i, insn in enumerate(self.insns):
+            if insn.opcode == 0x85 and insn.src == BPF_PSEUDO_KFUNC_CALL:
+                self.insn_idx = i
+                raise self.fail(
+                    "calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF",
+                    kind="kfunc",
+                )
         for i, insn in enumerate(self.insns):
             info = self.infos[i]
             if info is None or info.kind is not Kind.LD_IMM64 or i in self.cfg.second_half:  # type: ignore[union-attr]
                 continue
             src = insn.src
+            if src == BPF_PSEUDO_BTF_ID:
+                self.insn_idx = i
+                raise self.fail(
+                    "BTF variable addresses (ld_imm64 btf_id) are not modelled by netbpf",
+                    kind="unsupported",
+                )
             if src in (
                 BPF_PSEUDO_MAP_FD,
                 BPF_PSEUDO_MAP_IDX,
@@ -783,6 +810,8 @@ class Verifier:
         info = self.infos[idx]
         assert info is not None
         k = info.kind
+        if self.field_errors and idx in self.field_errors and k not in _LD_ABS_KINDS:
+            raise self.fail(self.field_errors[idx], kind="insn")
         if k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END):
             self.check_alu_op(insn, info)
         elif k is Kind.LDX:
@@ -852,6 +881,8 @@ class Verifier:
     def check_reg_arg(self, regno: int, *, src: bool = False, mark: bool = True) -> None:
         """check_reg_arg: SRC_OP needs an initialised register; DST_OP makes it an
         unknown scalar (DST_OP_NO_MARK: ``mark=False`` leaves it to the caller)."""
+        if regno > 10:
+            raise self.fail(f"R{regno} is invalid", kind="insn")
         self.mark_reg_scratched(regno)
         r = self.regs[regno]
         if src:
@@ -898,6 +929,12 @@ class Verifier:
             self.bounds_sanity(insn.dst, "alu")
             return
         if info.kind is Kind.MOV:
+            if info.use_src_reg and not alu32 and insn.off == 1:
+                raise self.fail(
+                    "addr_space_cast insn can only be used in a program that has an "
+                    "associated arena",
+                    kind="unsupported",
+                )
             if info.use_src_reg:
                 self.check_reg_arg(insn.src, src=True)
             self.check_reg_arg(insn.dst, mark=False)
@@ -2094,6 +2131,8 @@ class Verifier:
             raise self.fail(
                 "BPF_LD_[ABS|IND] instructions not allowed for this program type", kind="ld_abs"
             )
+        if self.insn_idx in self.field_errors:
+            raise self.fail(self.field_errors[self.insn_idx], kind="insn")
         self.check_reg_arg(6, src=True)
         self.check_resource_leak(False, True, "BPF_LD_[ABS|IND]")
         if self.regs[6].type != T.PTR_TO_CTX:
