@@ -8,7 +8,7 @@ from test_isa_roundtrip import REPS
 
 from netbpf.errors import InstructionError, KernelError
 from netbpf.isa import OPCODES, Instruction, assemble, validate_program
-from netbpf.isa.validate import jump_target, subprogram_starts
+from netbpf.isa.validate import jump_target, subprogram_starts, validate_upfront
 
 I = Instruction  # noqa: E741 - keeps the tables short
 EXIT = I(0x95)
@@ -36,6 +36,7 @@ REFUSALS: list[tuple[str, list[Instruction], int, str, str | None]] = [
     ("mov K off", [I(0xB7, 0, 0, 1, 0), EXIT], 0, "BPF_MOV uses reserved fields", "BPF_MOV uses reserved fields"),
     ("mov X off 4", [I(0xBF, 0, 1, 4), EXIT], 0, "BPF_MOV uses reserved fields", "BPF_MOV uses reserved fields"),
     ("movsx32 off 32", [I(0xBC, 0, 1, 32), EXIT], 0, "BPF_MOV uses reserved fields", "BPF_MOV uses reserved fields"),
+    ("mov32 X off 1", [I(0xBC, 0, 1, 1), EXIT], 0, "BPF_MOV uses reserved fields", "BPF_MOV uses reserved fields"),
     ("mov X imm", [I(0xBF, 0, 1, 0, 5), EXIT], 0, "BPF_MOV uses reserved fields", "BPF_MOV uses reserved fields"),
     ("addr_space_cast imm", [I(0xBF, 0, 1, 1, 2), EXIT], 0,
      "addr_space_cast insn can only convert between address space 1 and 0",
@@ -45,6 +46,8 @@ REFUSALS: list[tuple[str, list[Instruction], int, str, str | None]] = [
     ("stx imm", [I(0x63, 10, 1, -8, 1), MOV0, EXIT], 0, "BPF_STX uses reserved fields", "BPF_STX uses reserved fields"),
     ("atomic op", [I(0x7B, 10, 1, -8), I(0xDB, 10, 1, -8, 2), MOV0, EXIT], 1,
      "BPF_ATOMIC uses invalid atomic opcode 02", "BPF_ATOMIC uses invalid atomic opcode 02"),
+    ("atomic op wide", [I(0x7B, 10, 1, -8), I(0xDB, 10, 1, -8, -2), MOV0, EXIT], 1,
+     "BPF_ATOMIC uses invalid atomic opcode fffffffe", "BPF_ATOMIC uses invalid atomic opcode fffffffe"),
     ("atomic8 add", [I(0xD3, 10, 1, -8, 0), MOV0, EXIT], 0, "invalid atomic operand size", "invalid atomic operand size"),
     ("ld_abs dst", [I(0xBF, 6, 1), I(0x20, 1), EXIT], 1,
      "BPF_LD_[ABS|IND] uses reserved fields", "BPF_LD_[ABS|IND] uses reserved fields"),
@@ -201,3 +204,60 @@ def test_subprograms_and_targets() -> None:
     loop = assemble("r0 = 0\nl: r0 += 1\nif r0 < 3 goto l\ngotol +0\nexit")
     assert jump_target(loop[2], 2) == 1
     assert jump_target(loop[3], 3) == 4
+
+
+#: REFUSALS Linux makes only where a path reaches the instruction (do_check): reserved
+#: fields but LDX's, registers above r10, writes to r10 (tests/test_verifier_rules.py
+#: checks each on a dead and on a reached branch against the kernel)
+WALKED_ONLY = {
+    "alu K src", "alu X imm", "add off 1", "div off 2", "neg imm", "end width 8",
+    "mov K off", "mov X off 4", "movsx32 off 32", "mov32 X off 1", "mov X imm",
+    "addr_space_cast imm", "st src", "stx imm", "atomic op", "atomic op wide",
+    "atomic8 add", "ld_abs dst", "ld_abs src", "ld_ind off", "ld_imm64 off", "ja imm",
+    "gotol off", "call dst", "call src 3", "helper call off", "exit imm", "exit dst",
+    "jcc K src", "jcc X imm", "may_goto imm", "may_goto src", "r11 src", "r11 dst",
+    "r12 base", "r15 ld_ind", "write r10", "load into r10", "fetch into r10",
+}  # fmt: skip
+#: where the kernel's up-front wording differs from validate_program's
+UPFRONT_WORDS = {"ld_imm64 cut off": "last insn is not an exit or jmp"}
+
+
+@pytest.mark.parametrize(
+    ("rid", "prog", "index", "ours"),
+    [r[:4] for r in REFUSALS],
+    ids=[r[0] for r in REFUSALS],
+)
+def test_upfront_refuses_only_what_linux_refuses_up_front(
+    rid: str, prog: list[Instruction], index: int, ours: str
+) -> None:
+    assert WALKED_ONLY <= {r[0] for r in REFUSALS}
+    if rid in WALKED_ONLY:
+        validate_upfront(prog, name="t")
+        return
+    with pytest.raises(InstructionError) as ei:
+        validate_upfront(prog, name="t")
+    want = UPFRONT_WORDS.get(rid, ours)
+    assert ei.value.reason.startswith(want), ei.value.reason
+    if rid not in UPFRONT_WORDS:
+        assert ei.value.index == index
+
+
+def test_upfront_refuses_callx_like_linux() -> None:
+    """validate_program passes LLVM's callx (bpf_conformance runs it); Linux refuses it
+    before walking, and so does validate_upfront."""
+    prog = assemble(VALID["callx"])
+    validate_program(prog)
+    with pytest.raises(InstructionError, match="unknown opcode 8d"):
+        validate_upfront(prog)
+
+
+@pytest.mark.parametrize(
+    "prog",
+    [
+        [MOV0, I(0x95, 0, 0, 1)],  # exit's off: Linux ignores it
+        [I(0x7A, 10, 0, -8), MOV0, I(0xDB, 10, 10, -8, 0xF1), EXIT],  # cmpxchg writes r0
+    ],
+    ids=["exit off", "cmpxchg src r10"],
+)
+def test_fields_linux_does_not_check(prog: list[Instruction]) -> None:
+    validate_program(prog)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from netbpf import ProgramSpec, SimBackend
-from netbpf.errors import KernelError, ObjectError, ProgramFault, VerifierError
+from netbpf.errors import InstructionError, KernelError, ObjectError, ProgramFault, VerifierError
 from netbpf.sim import verify as simverify
 from netbpf.verifier import VerifierRejection
 
@@ -335,3 +335,112 @@ def test_cache_is_keyed_by_type_and_log_level() -> None:
         p2 = sim.load_program(xdp(LOOP), log_level=2)
         assert p0.verifier_log == "" and "l:" not in p2.verifier_log
         assert p2.verifier_log.count("\n") > 5
+
+
+# -- dead code: checked only where reached, trapped in the program the engines run ----
+
+#: Linux accepts these (tests/verifier_corpus/cases/structural.case, dead_branch_*):
+#: the malformed slot 2 sits on a branch the constant r0 = 2 decides
+DEAD_MALFORMED = {
+    "r10 write": ("r10 += 8", "frame pointer is read only"),
+    "r11 read": ("r0 = r11", "R11 is invalid"),
+    "alu reserved off": (".quad 0x0000000800050107", "BPF_ALU uses reserved fields"),
+}
+
+
+def _dead(bad: str) -> str:
+    return f"r0 = 2\nif r0 == 2 goto +1\n{bad}\nexit"
+
+
+@pytest.mark.parametrize("engine", ["interpreter", "fast"])
+@pytest.mark.parametrize("name", sorted(DEAD_MALFORMED))
+def test_dead_malformed_code_loads_and_runs(engine: str, name: str) -> None:
+    bad, _ = DEAD_MALFORMED[name]
+    spec = xdp(_dead(bad))
+    with SimBackend(engine=engine) as sim:
+        prog = sim.load_program(spec)
+        assert prog.verified_insns == 3  # r0 = 2, the branch, exit
+        assert prog.test_run(bytes(64)).retval == 2  # XDP_PASS
+        # the engines run the trap, not the malformed slot; the spec is untouched
+        assert prog.executable.insns[2] == simverify.DEAD_CODE_TRAP
+        assert spec.insns[2] != simverify.DEAD_CODE_TRAP
+
+
+@pytest.mark.parametrize("name", sorted(DEAD_MALFORMED))
+def test_dead_malformed_code_refused_structurally_when_unverified(name: str) -> None:
+    """Without the verifier nothing proves slot 2 dead: every structural check runs on
+    every instruction, and the program never reaches an engine."""
+    bad, msg = DEAD_MALFORMED[name]
+    with SimBackend(unsafe_skip_verifier=True) as sim:
+        with pytest.raises(InstructionError) as ei:
+            sim.load_program(xdp(_dead(bad)))
+    assert ei.value.index == 2
+    assert ei.value.reason == msg
+
+
+@pytest.mark.parametrize("name", sorted(DEAD_MALFORMED))
+def test_reached_malformed_code_refused_with_the_kernels_message(name: str) -> None:
+    bad, msg = DEAD_MALFORMED[name]
+    with SimBackend() as sim:
+        with pytest.raises(VerifierRejection) as ei:
+            sim.load_program(xdp(f"r0 = 2\nif r0 == 3 goto +1\n{bad}\nexit"))
+    assert ei.value.summary == msg
+    assert ei.value.index == 2
+
+
+def test_dead_malformed_code_same_verdict_on_the_kernel(kernel: Any) -> None:
+    for bad, _ in DEAD_MALFORMED.values():
+        kernel.load_program(xdp(_dead(bad))).close()
+
+
+def test_dead_call_is_trapped_but_its_function_kept() -> None:
+    """A bpf-to-bpf call on a dead branch: the call and the function only it calls are
+    never walked, so both are trapped (the function's last slot with ``goto -1``)."""
+    src = "r0 = 2\nif r0 == 2 goto +1\ncall f\nexit\nf:\nr0 = 1\nexit"
+    for engine in ("interpreter", "fast"):
+        with SimBackend(engine=engine) as sim:
+            prog = sim.load_program(xdp(src))
+            assert prog.test_run(bytes(64)).retval == 2
+            insns = prog.executable.insns
+            assert insns[2] == insns[4] == simverify.DEAD_CODE_TRAP
+            assert (insns[5].opcode, insns[5].off) == (0x05, -1)
+
+
+@pytest.mark.parametrize("engine", ["interpreter", "fast"])
+def test_trap_faults_if_ever_reached(engine: str) -> None:
+    """Were the verifier wrong about a slot, running it faults at that slot instead of
+    executing whatever was there: a fake verdict calls slot 1 (``r0 += 1``, reached in
+    truth) dead, and slot 2 (the last: ``goto -1``) too."""
+    from dataclasses import replace
+
+    from netbpf.errors import InstructionLimitExceeded
+    from netbpf.vm.engine import load_executable
+    from netbpf.vm.env import RunEnv
+    from netbpf.vm.memory import AddressSpace
+
+    spec = xdp("r0 = 1\nr0 += 1\nexit")
+    with SimBackend() as sim:
+        result = sim.load_program(spec).verification
+    assert result is not None and all(a.seen for a in result.insn_aux)
+    for dead, fault in ((1, ProgramFault), (2, InstructionLimitExceeded)):
+        aux = list(result.insn_aux)
+        aux[dead] = replace(aux[dead], seen=False)
+        insns = simverify.sanitize_dead_code(spec.insns, replace(result, insn_aux=tuple(aux)))
+        exe = load_executable(insns, engine=engine)
+        with pytest.raises(fault) as ei:
+            exe.run(RunEnv(AddressSpace(), insn_limit=1000), 0)
+        assert ei.value.index == dead
+    assert all(a.seen for a in result.insn_aux)  # the (cached, shared) verdict untouched
+
+
+def test_dead_malformed_code_in_a_collection() -> None:
+    """The same through SimBackend.load (the object loader's path)."""
+    from netbpf.obj.collection import CollectionSpec
+
+    spec = xdp(_dead(DEAD_MALFORMED["r11 read"][0]), "p")
+    with SimBackend() as sim:
+        coll = sim.load(CollectionSpec({"p": spec}, {}, {}))
+        assert coll.programs["p"].test_run(bytes(64)).retval == 2
+    with SimBackend(unsafe_skip_verifier=True) as sim:
+        with pytest.raises(InstructionError, match="R11 is invalid"):
+            sim.load(CollectionSpec({"p": spec}, {}, {}))

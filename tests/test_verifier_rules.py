@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 from _vcases import Case, M, check_kernel, check_ours
 
+from netbpf.isa.instruction import Instruction
+
 H = M("h", "hash", 4, 8, 16)
 A = M("a", "array", 4, 8, 4)
 A1 = M("g", "array", 4, 16, 1)
@@ -727,6 +729,151 @@ CASES: list[Case] = [
         "r1 = *(u64 *)(r1 + 168)\nif r1 == 0 goto +2\ncall 137\nr2 = *(u32 *)(r0 + 1680)\nr0 = 0\nexit",
         "R0 invalid mem access 'ptr_or_null_'",
         prog_type="tc",
+    ),
+]
+
+
+# --- checks Linux makes only on the paths it walks -----------------------------------------
+# Reserved fields, registers above r10 and writes to r10 are checked in do_check, when
+# a path reaches the instruction: on a branch a constant decides (``if r0 == 2`` with
+# r0 = 2) the kernel accepts them and patches the dead code out; reached, they are
+# refused with these messages, after the instruction's log line.  What Linux checks up
+# front (opcodes, LDX fields, LD_IMM64 halves and sources, jumps) is refused anywhere.
+
+
+def q(opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> str:
+    """One raw slot as assembly (``.quad``): fields the assembler would refuse."""
+    return (
+        f".quad {int.from_bytes(Instruction(opcode, dst, src, off, imm).encode(), 'little'):#018x}"
+    )
+
+
+def on_path(bad: str, *, dead: bool, slots: int = 1) -> str:
+    """``bad`` behind a branch on the constant r0 = 2: never taken (``dead``) or always
+    taken into it."""
+    return f"r0 = 2\nif r0 == {2 if dead else 3} goto +{slots}\n{bad}\nexit"
+
+
+#: (id, the instruction, the kernel's message when a path reaches it, slots, prog type)
+WALKED: list[tuple[str, str, str, int, str]] = [
+    ("r10 alu", "r10 += 8", "frame pointer is read only", 1, "xdp"),
+    ("r10 mov", "r10 = 0", "frame pointer is read only", 1, "xdp"),
+    ("r10 ldx", "r10 = *(u64 *)(r10 - 8)", "frame pointer is read only", 1, "xdp"),
+    ("r10 ld_imm64", "r10 = 1 ll", "frame pointer is read only", 2, "xdp"),
+    ("r10 neg", "r10 = -r10", "frame pointer is read only", 1, "xdp"),
+    ("r10 fetch_add src", q(0xDB, 10, 10, -8, 0x01), "frame pointer is read only", 1, "xdp"),
+    ("r10 load_acquire dst", q(0xDB, 10, 10, -8, 0x100), "frame pointer is read only", 1, "xdp"),
+    ("r11 src", "r0 = r11", "R11 is invalid", 1, "xdp"),
+    ("r11 dst", "r11 = 1", "R11 is invalid", 1, "xdp"),
+    ("r15 dst alu32", q(0x04, 15, 0, 0, 1), "R15 is invalid", 1, "xdp"),
+    ("r12 ldx base", "r0 = *(u64 *)(r12 + 0)", "R12 is invalid", 1, "xdp"),
+    ("r11 stx src", q(0x7B, 10, 11, -8), "R11 is invalid", 1, "xdp"),
+    ("r11 jcc", "if r11 == 0 goto +0", "R11 is invalid", 1, "xdp"),
+    ("r13 atomic", q(0xDB, 10, 13, -8, 0), "R13 is invalid", 1, "xdp"),
+    ("r11 ld_imm64", "r11 = 1 ll", "R11 is invalid", 2, "xdp"),
+    ("r15 ld_ind", "r6 = r1\n" + q(0x40, 0, 15), "R15 is invalid", 2, "socket"),
+    ("alu off", q(0x07, 1, 0, 5, 8), "BPF_ALU uses reserved fields", 1, "xdp"),
+    ("alu K src", q(0x07, 0, 1, 0, 1), "BPF_ALU uses reserved fields", 1, "xdp"),
+    ("sdiv off 2", q(0x37, 0, 0, 2, 1), "BPF_ALU uses reserved fields", 1, "xdp"),
+    ("neg imm", q(0x87, 0, 0, 0, 1), "BPF_NEG uses reserved fields", 1, "xdp"),
+    ("mov K off", q(0xB7, 0, 0, 1, 0), "BPF_MOV uses reserved fields", 1, "xdp"),
+    ("mov X imm", q(0xBF, 0, 1, 0, 5), "BPF_MOV uses reserved fields", 1, "xdp"),
+    ("mov32 X off 1", q(0xBC, 0, 1, 1, 0), "BPF_MOV uses reserved fields", 1, "xdp"),
+    (
+        "addr_space_cast imm",
+        q(0xBF, 0, 1, 1, 2),
+        "addr_space_cast insn can only convert between address space 1 and 0",
+        1,
+        "xdp",
+    ),
+    (
+        "addr_space_cast without arena",
+        q(0xBF, 0, 1, 1, 1),
+        "addr_space_cast insn can only be used in a program that has an associated arena",
+        1,
+        "xdp",
+    ),
+    ("end width 8", q(0xD4, 0, 0, 0, 8), "BPF_END uses reserved fields", 1, "xdp"),
+    ("st src", q(0x62, 10, 1, -8, 1), "BPF_ST uses reserved fields", 1, "xdp"),
+    ("stx imm", q(0x63, 10, 1, -8, 1), "BPF_STX uses reserved fields", 1, "xdp"),
+    (
+        "atomic op",
+        q(0xDB, 10, 1, -8, 0x1234),
+        "BPF_ATOMIC uses invalid atomic opcode 1234",
+        1,
+        "xdp",
+    ),
+    ("atomic8 add", q(0xD3, 10, 1, -8, 0), "invalid atomic operand size", 1, "xdp"),
+    (
+        "ld_imm64 off",
+        q(0x18, 0, 0, 1, 1) + "\n" + q(0),
+        "BPF_LD_IMM64 uses reserved fields",
+        2,
+        "xdp",
+    ),
+    ("ld_abs dst", "r6 = r1\n" + q(0x20, 1), "BPF_LD_[ABS|IND] uses reserved fields", 2, "socket"),
+    ("ja imm", q(0x05, 0, 0, 0, 1), "BPF_JA uses reserved fields", 1, "xdp"),
+    ("gotol off", q(0x06, 0, 0, 1, 0), "BPF_JA uses reserved fields", 1, "xdp"),
+    ("jcc K src", q(0x15, 0, 1, 0, 0), "BPF_JMP/JMP32 uses reserved fields", 1, "xdp"),
+    ("jcc32 X imm", q(0x1E, 0, 1, 0, 1), "BPF_JMP/JMP32 uses reserved fields", 1, "xdp"),
+    ("call dst", q(0x85, 1, 0, 0, 5), "BPF_CALL uses reserved fields", 1, "xdp"),
+    ("call helper off", q(0x85, 0, 0, 1, 5), "BPF_CALL uses reserved fields", 1, "xdp"),
+    ("call src 3", q(0x85, 0, 3, 0, 5), "BPF_CALL uses reserved fields", 1, "xdp"),
+    ("exit src", q(0x95, 0, 1), "BPF_EXIT uses reserved fields", 1, "xdp"),
+    ("may_goto imm", q(0xE5, 0, 0, 0, 1), "invalid may_goto imm 1", 1, "xdp"),
+    ("div by zero", "r0 /= 0", "div by zero", 1, "xdp"),
+    ("shift 64", "r0 <<= 64", "invalid shift 64", 1, "xdp"),
+]
+
+#: (id, program, the kernel's message) -- refused before any path is walked, so dead
+#: code does not help
+UPFRONT: list[tuple[str, str, str]] = [
+    ("unknown opcode", on_path(q(0x8E), dead=True), "unknown opcode 8e"),
+    ("callx", on_path(q(0x8D, 1), dead=True), "unknown opcode 8d"),
+    ("ldx imm", on_path(q(0x61, 0, 10, -8, 1), dead=True), "BPF_LDX uses reserved fields"),
+    ("ldx mode", on_path(q(0x01), dead=True), "BPF_LDX uses reserved fields"),
+    (
+        "ld_imm64 src 7",
+        on_path(q(0x18, 0, 7, 0, 1) + "\n" + q(0), dead=True, slots=2),
+        "unrecognized bpf_ld_imm64 insn",
+    ),
+    (
+        "ld_imm64 second half",
+        on_path(q(0x18, 0, 0, 0, 1) + "\n" + q(0, 1), dead=True, slots=2),
+        "invalid bpf_ld_imm64 insn",
+    ),
+    ("jump out of range", on_path("goto +9", dead=True), "jump out of range from insn 2 to 12"),
+    ("call out of range", on_path(q(0x85, 0, 1, 0, 50), dead=True), "call to invalid destination"),
+]
+
+CASES += [
+    *(
+        Case(f"dead {cid}", on_path(bad, dead=True, slots=n), None, prog_type=pt)
+        for cid, bad, _msg, n, pt in WALKED
+    ),
+    *(
+        Case(f"reached {cid}", on_path(bad, dead=False, slots=n), msg, prog_type=pt)
+        for cid, bad, msg, n, pt in WALKED
+    ),
+    *(Case(f"upfront {cid}", text, msg) for cid, text, msg in UPFRONT),
+    Case("reached exit off ignored", "r0 = 2\n" + q(0x95, 0, 0, 1)),
+    Case(
+        "reached cmpxchg src r10",
+        "r0 = 0\n*(u64 *)(r10 - 8) = r0\n" + q(0xDB, 10, 10, -8, 0xF1) + "\nr0 = 0\nexit",
+    ),
+    # netbpf does not model kfuncs and BTF variables; both are refused up front (the
+    # kernel resolves them there too), in our words
+    Case(
+        "upfront kfunc",
+        on_path(q(0x85, 0, 2, 0, 1), dead=True),
+        "calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF",
+        verdict_only=True,
+    ),
+    Case(
+        "upfront ld_imm64 btf_id",
+        on_path(q(0x18, 1, 3, 0, 1) + "\n" + q(0), dead=True, slots=2),
+        "BTF variable addresses (ld_imm64 btf_id) are not modelled by netbpf",
+        verdict_only=True,
     ),
 ]
 

@@ -2,10 +2,13 @@
 own VM instead of the kernel.
 
 Loading is the kernel's BPF_PROG_LOAD: the instructions are validated structurally
-(:func:`netbpf.isa.validate.validate_program`, the kernel's instruction-by-instruction
-checks), then **verified** (:func:`netbpf.verifier.verify`, with the maps the program
+(:func:`netbpf.isa.validate.validate_upfront`, what the kernel refuses before walking
+any path), then **verified** (:func:`netbpf.verifier.verify`, with the maps the program
 refers to as they were created: type, sizes, flags, spin lock, frozen constant
-contents), then decoded for the chosen engine.  A program the verifier refuses does
+contents; the other per-instruction checks run where a path reaches the instruction),
+then the slots no path reached are trapped
+(:func:`netbpf.sim.verify.sanitize_dead_code`, the kernel's sanitize_dead_code) and the
+program is decoded for the chosen engine.  A program the verifier refuses does
 not load: :class:`~netbpf.verifier.VerifierRejection` (a
 :class:`~netbpf.errors.VerifierError`) carries the log, the instruction index and the
 kernel's one-line message, as KernelBackend's KernelError(BPF_PROG_LOAD, log=...)
@@ -16,7 +19,9 @@ keyed by everything the verdict depends on.
 
 ``SimBackend(unsafe_skip_verifier=True)`` (or ``unsafe_skip_verifier=True`` on one
 load) skips verification, for experiments with programs the kernel would refuse:
-their unsafe accesses then fault at run time (:class:`~netbpf.errors.ProgramFault`).
+their unsafe accesses then fault at run time (:class:`~netbpf.errors.ProgramFault`);
+every structural check (:func:`~netbpf.isa.validate.validate_program`) then runs on
+every instruction.
 
 ``SimProgram.test_run`` has the semantics of Linux 6.18's BPF_PROG_TEST_RUN (see
 :mod:`netbpf.hooks.testrun`), byte for byte: retval, data_out, ctx_out and the errno of
@@ -348,7 +353,8 @@ class SimBackend:
         unsafe_skip_verifier: bool | None = None,
     ) -> SimProgram:
         """BPF_PROG_LOAD in the simulator: validate the instructions (InstructionError
-        names the slot of a malformed one), verify the program
+        names the slot of a malformed one; verified, only what Linux refuses before
+        walking paths), verify the program
         (:class:`~netbpf.verifier.VerifierRejection` with the log, the instruction
         index and the kernel's message when refused) and decode it for the engine.
 
