@@ -8,7 +8,7 @@ for refusals the same error lines as the kernel's log ends with.
 from __future__ import annotations
 
 import pytest
-from _vcases import Case, M, check_kernel, check_ours
+from _vcases import Case, M, check_kernel, check_ours, run_kernel, run_ours
 
 from netbpf.isa.instruction import Instruction
 
@@ -904,3 +904,17 @@ def test_insn_limit() -> None:
         "processed 101 insns (limit 100) max_states_per_insn 3 "
         "total_states 4 peak_states 4 mark_read 0\n"
     )
+
+
+def test_reached_reserved_field_log_point() -> None:
+    """The refusal comes right after the instruction's log line, which shows the
+    instruction as the kernel does: its must-be-zero fields ignored."""
+    err = run_ours(Case("alu off", on_path(q(0x07, 1, 0, 5, 8), dead=False)), log_level=1)
+    assert err is not None
+    assert "2: (07) r1 += 8\nBPF_ALU uses reserved fields\n" in err.log
+
+
+def test_reached_reserved_field_log_point_kernel(kernel) -> None:
+    kerr = run_kernel(kernel, Case("alu off", on_path(q(0x07, 1, 0, 5, 8), dead=False)))
+    assert kerr is not None
+    assert "2: (07) r1 += 8\nBPF_ALU uses reserved fields\n" in kerr.log

@@ -39,6 +39,7 @@ when the verifier is skipped (``SimBackend(unsafe_skip_verifier=True)``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from netbpf.errors import InstructionError
 from netbpf.isa.instruction import Instruction
@@ -74,6 +75,8 @@ __all__ = [
     "field_error",
     "field_errors",
     "jump_target",
+    "register_error",
+    "reserved_cleared",
     "subprogram_starts",
     "validate_program",
     "validate_upfront",
@@ -277,6 +280,14 @@ def field_error(insn: Instruction, info: OpInfo) -> str | None:
         if not rule.allows(value):
             return _RESERVED_MSG.get(kind, f"{info.name} uses reserved fields")
     return None
+
+
+def reserved_cleared(insn: Instruction, info: OpInfo) -> Instruction:
+    """``insn`` with every field that must be zero set to zero: how Linux's verifier
+    log prints an instruction whose reserved fields are set (``r1 += 8`` for an add
+    with off 5)."""
+    zero = {f: 0 for f in ("dst", "src", "off", "imm") if getattr(info, f).use is FieldUse.ZERO}
+    return replace(insn, **zero)
 
 
 def register_error(insn: Instruction, info: OpInfo) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 from netbpf.isa.disasm import format_insn
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind, OpInfo
-from netbpf.isa.validate import field_errors
+from netbpf.isa.validate import field_errors, reserved_cleared
 from netbpf.uapi import (
     BPF_ALU64,
     BPF_CMPXCHG,
@@ -378,6 +378,11 @@ class Verifier:
         insn = self.insns[idx]
         info = self.infos[idx]
         text = format_insn(self.insns, idx, style="verifier")
+        if text.startswith(".quad") and info is not None:
+            # reserved fields set (refused if reached): the kernel prints the
+            # instruction as if they were zero
+            shown = [reserved_cleared(insn, info), *self.insns[idx + 1 : idx + 2]]
+            text = format_insn(shown, 0, style="verifier")
         if info is not None and info.kind is Kind.LD_IMM64:
             if insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX):
                 m = self.maps_by_slot.get(idx)
