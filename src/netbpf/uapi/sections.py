@@ -1,9 +1,12 @@
 """ELF section names -> program type and expected attach type.
 
 One table, written from libbpf's documented section-name conventions
-(Documentation/bpf/libbpf/program_types.rst), restricted to the networking program
-types netbpf models.  Users also name program types this way on the command line and
-in ``ProgramSpec.from_asm(..., prog_type="xdp")``.
+(Documentation/bpf/libbpf/program_types.rst).  The networking program types are the
+ones netbpf models; the tracing, LSM and other sections are listed too
+(:data:`NON_NETWORKING`), so that an object mixing a networking program with, say, an
+``fentry`` program still parses -- the simulator then refuses only those programs, by
+name, when they are loaded.  Users also name program types this way on the command line
+and in ``ProgramSpec.from_asm(..., prog_type="xdp")``.
 
 Matching follows libbpf: an entry ``"xdp"`` matches the section ``xdp`` exactly and,
 when the entry allows a suffix, ``xdp/<anything>``; longer entries win over shorter.
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from netbpf.errors import NotSupportedError
 from netbpf.uapi import AttachType, ProgramType
 
-__all__ = ["SECTION_DEFS", "SectionDef", "match_section", "resolve_prog_type"]
+__all__ = ["NON_NETWORKING", "SECTION_DEFS", "SectionDef", "match_section", "resolve_prog_type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,64 @@ SECTION_DEFS: tuple[SectionDef, ...] = (
     SectionDef("cgroup/setsockopt", P.CGROUP_SOCKOPT, A.CGROUP_SETSOCKOPT),
     SectionDef("struct_ops.s", P.STRUCT_OPS, None, True),
     SectionDef("struct_ops", P.STRUCT_OPS, None, True),
+    # --- not networking: parsed so mixed objects load, not simulated ----------------------
+    SectionDef("kprobe", P.KPROBE, None, True),
+    SectionDef("kretprobe", P.KPROBE, None, True),
+    SectionDef("kprobe.multi", P.KPROBE, A.TRACE_KPROBE_MULTI, True),
+    SectionDef("kretprobe.multi", P.KPROBE, A.TRACE_KPROBE_MULTI, True),
+    SectionDef("ksyscall", P.KPROBE, None, True),
+    SectionDef("kretsyscall", P.KPROBE, None, True),
+    SectionDef("uprobe", P.KPROBE, None, True),
+    SectionDef("uprobe.s", P.KPROBE, None, True),
+    SectionDef("uretprobe", P.KPROBE, None, True),
+    SectionDef("uretprobe.s", P.KPROBE, None, True),
+    SectionDef("uprobe.multi", P.KPROBE, A.TRACE_UPROBE_MULTI, True),
+    SectionDef("uretprobe.multi", P.KPROBE, A.TRACE_UPROBE_MULTI, True),
+    SectionDef("usdt", P.KPROBE, None, True),
+    SectionDef("tracepoint", P.TRACEPOINT, None, True),
+    SectionDef("tp", P.TRACEPOINT, None, True),
+    SectionDef("raw_tracepoint", P.RAW_TRACEPOINT, None, True),
+    SectionDef("raw_tp", P.RAW_TRACEPOINT, None, True),
+    SectionDef("raw_tracepoint.w", P.RAW_TRACEPOINT_WRITABLE, None, True),
+    SectionDef("raw_tp.w", P.RAW_TRACEPOINT_WRITABLE, None, True),
+    SectionDef("tp_btf", P.TRACING, A.TRACE_RAW_TP, True),
+    SectionDef("fentry", P.TRACING, A.TRACE_FENTRY, True),
+    SectionDef("fentry.s", P.TRACING, A.TRACE_FENTRY, True),
+    SectionDef("fexit", P.TRACING, A.TRACE_FEXIT, True),
+    SectionDef("fexit.s", P.TRACING, A.TRACE_FEXIT, True),
+    SectionDef("fmod_ret", P.TRACING, A.MODIFY_RETURN, True),
+    SectionDef("fmod_ret.s", P.TRACING, A.MODIFY_RETURN, True),
+    SectionDef("iter", P.TRACING, A.TRACE_ITER, True),
+    SectionDef("iter.s", P.TRACING, A.TRACE_ITER, True),
+    SectionDef("freplace", P.EXT, None, True),
+    SectionDef("lsm", P.LSM, A.LSM_MAC, True),
+    SectionDef("lsm.s", P.LSM, A.LSM_MAC, True),
+    SectionDef("lsm_cgroup", P.LSM, A.LSM_CGROUP, True),
+    SectionDef("perf_event", P.PERF_EVENT, None),
+    SectionDef("syscall", P.SYSCALL, None),
+    SectionDef("cgroup/dev", P.CGROUP_DEVICE, A.CGROUP_DEVICE),
+    SectionDef("lirc_mode2", P.LIRC_MODE2, A.LIRC_MODE2),
+    SectionDef("netfilter", P.NETFILTER, A.NETFILTER),
+)
+
+#: program types whose sections are parsed but which netbpf does not simulate
+#: (tracing, LSM, device cgroup, infrared, netfilter, syscall): loading one in the
+#: simulator is refused with NotSupportedError naming the program
+NON_NETWORKING: frozenset[ProgramType] = frozenset(
+    {
+        P.KPROBE,
+        P.TRACEPOINT,
+        P.PERF_EVENT,
+        P.RAW_TRACEPOINT,
+        P.RAW_TRACEPOINT_WRITABLE,
+        P.TRACING,
+        P.EXT,
+        P.LSM,
+        P.SYSCALL,
+        P.CGROUP_DEVICE,
+        P.LIRC_MODE2,
+        P.NETFILTER,
+    }
 )
 
 # Longest prefix first so "xdp/devmap" wins over "xdp".

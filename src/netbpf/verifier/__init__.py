@@ -37,11 +37,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from netbpf.errors import InstructionError, VerifierError
+from netbpf.errors import InstructionError, NotSupportedError, VerifierError
 from netbpf.isa.instruction import Instruction
 from netbpf.isa.validate import validate_upfront
 from netbpf.obj.spec import LineInfo, ProgramSpec
 from netbpf.uapi import BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE
+from netbpf.uapi.sections import NON_NETWORKING
 from netbpf.verifier.core import Abandon, InsnAux, Reject, Verifier
 from netbpf.verifier.explain import explain
 from netbpf.verifier.maps import MapInfo, map_info
@@ -248,7 +249,16 @@ def verify(
     read-only and constant-folded for frozen BPF_F_RDONLY_PROG maps such as
     ``.rodata``).  ``log_level`` 1 keeps the path to the error (empty but for the
     statistics on success), 2 every instruction's state, as the kernel's log levels.
-    ``insn_limit`` is the complexity limit (the kernel's is 1,000,000)."""
+    ``insn_limit`` is the complexity limit (the kernel's is 1,000,000).
+
+    Program types outside networking (tracing, LSM, ...: ``NON_NETWORKING`` of
+    :mod:`netbpf.uapi.sections`) raise :class:`~netbpf.errors.NotSupportedError`: their
+    contexts and helpers are not modelled, and a guessed verdict would mislead."""
+    if spec.prog_type in NON_NETWORKING:
+        raise NotSupportedError(
+            f"verifying program {spec.name!r} of type {spec.prog_type.name}",
+            "netbpf models the networking program types; load it with KernelBackend",
+        )
     try:
         # what Linux refuses before it walks any path; the rest of each instruction's
         # checks run where a path reaches it (netbpf.isa.validate's module docstring)
