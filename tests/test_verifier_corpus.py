@@ -57,17 +57,7 @@ _NETBPF_MARKS = () if HAVE_VERIFIER else (NOT_YET,)
 #: Cases where netbpf's verifier is known to disagree with the kernel, each with the
 #: reason.  An entry becomes a strict xfail, so a fix that lands must also remove it
 #: here.
-KNOWN_GAPS: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "helpers/sk_lookup_tcp_tuple_size_zero",
-            "helpers/sk_lookup_udp_tuple_size_zero",
-            "helpers/skc_lookup_tcp_tuple_size_zero",
-        ),
-        "precision: netbpf's prototypes of the socket lookups take the tuple size as "
-        "ARG_CONST_SIZE (refused: invalid zero-sized read); the kernel accepts 0",
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _params(marks: tuple[Any, ...] = (), *, netbpf: bool = False) -> list[Any]:

@@ -228,15 +228,15 @@ _ROWS: list[Proto] = [
     _p("xdp_get_buff_len", "int", "ctx"),
     _p("xdp_load_bytes", "int", "ctx", "any", "uninit", "size"),
     _p("xdp_store_bytes", "int", "ctx", "any", "mem_ro", "size"),
-    # sockets
-    _p("sk_lookup_tcp", "sock?", "ctx", "mem_ro", "size", "any", "any", acquire=True, **_PKT),
-    _p("sk_lookup_udp", "sock?", "ctx", "mem_ro", "size", "any", "any", acquire=True, **_PKT),
+    # sockets (the tuple size may be 0: Linux 6.18 accepts it, corpus helpers/*_size_zero)
+    _p("sk_lookup_tcp", "sock?", "ctx", "mem_ro", "size0", "any", "any", acquire=True, **_PKT),
+    _p("sk_lookup_udp", "sock?", "ctx", "mem_ro", "size0", "any", "any", acquire=True, **_PKT),
     _p(
         "skc_lookup_tcp",
         "sock_common?",
         "ctx",
         "mem_ro",
-        "size",
+        "size0",
         "any",
         "any",
         acquire=True,
