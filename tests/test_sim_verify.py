@@ -430,6 +430,8 @@ def test_trap_faults_if_ever_reached(engine: str) -> None:
         with pytest.raises(fault) as ei:
             exe.run(RunEnv(AddressSpace(), insn_limit=1000), 0)
         assert ei.value.index == dead
+        if fault is ProgramFault:
+            assert "dead code reached" in str(ei.value)
     assert all(a.seen for a in result.insn_aux)  # the (cached, shared) verdict untouched
 
 

@@ -49,6 +49,7 @@ from netbpf.maps import Map as SimMap
 from netbpf.obj.spec import ProgramSpec
 from netbpf.verifier import INSN_LIMIT, VerifierRejection, VerifierResult, verify
 from netbpf.verifier.maps import map_info
+from netbpf.vm.runtime import DEAD_CODE_HELPER_ID
 
 __all__ = [
     "CACHE_SIZE",
@@ -171,7 +172,7 @@ def cache_info() -> CacheInfo:
 
 #: What a slot no verified path reaches becomes: ``call -1``, a helper no program type
 #: has, so both engines raise ProgramFault at that slot if a run ever reaches it.
-DEAD_CODE_TRAP = Instruction(0x85, 0, 0, 0, -1)
+DEAD_CODE_TRAP = Instruction(0x85, 0, 0, 0, DEAD_CODE_HELPER_ID)
 #: the trap in a function's last slot (which must stay a jump): ``goto -1``, a run
 #: reaching it stops at the instruction budget (InstructionLimitExceeded); Linux's trap
 _LAST_SLOT_TRAP = Instruction(0x05, 0, 0, -1, 0)

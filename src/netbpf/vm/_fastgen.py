@@ -39,7 +39,12 @@ from typing import TYPE_CHECKING
 
 from netbpf import uapi
 from netbpf.vm.decode import Op
-from netbpf.vm.runtime import BPF_MAX_LOOPS, MAX_CALL_FRAMES, STACK_SIZE, helper_name
+from netbpf.vm.runtime import (
+    BPF_MAX_LOOPS,
+    MAX_CALL_FRAMES,
+    STACK_SIZE,
+    missing_helper_message,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netbpf.vm.engine import Executable
@@ -697,7 +702,7 @@ class Generator:
             emit("st.n = n", ind, i)
             emit("st.depth = depth", ind, i)
             emit(f"_h = helpers.get({op.imm})", ind, i)
-            msg = f"unknown helper {helper_name(op.imm)} (not available to this program)"
+            msg = missing_helper_message(op.imm)
             emit(f"if _h is None: raise Trap({msg!r})", ind, i)
             emit("try:", ind, i)
             emit(f"r0 = int(_h(env, r1, r2, r3, r4, r5)) & {M64}", ind + 1, i)

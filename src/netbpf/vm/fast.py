@@ -46,6 +46,7 @@ from netbpf.vm.runtime import (
     Trap,
     helper_error,
     helper_name,
+    missing_helper_message,
     resolve_func,
 )
 
@@ -195,7 +196,7 @@ def _callx(
         env = st.env
         fn = env.helpers.get(value)
         if fn is None:
-            raise Trap(f"unknown helper {helper_name(value)} (not available to this program)")
+            raise Trap(missing_helper_message(value))
         st.depth = depth
         try:
             r0 = int(fn(env, r1, r2, r3, r4, r5)) & M64

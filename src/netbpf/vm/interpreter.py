@@ -29,6 +29,7 @@ from netbpf.vm.runtime import (
     Trap,
     helper_error,
     helper_name,
+    missing_helper_message,
     resolve_func,
 )
 
@@ -371,7 +372,7 @@ def _call_helper(st: RunState, helper_id: int, regs: list[int], depth: int) -> i
     env = st.env
     fn = env.helpers.get(helper_id)
     if fn is None:
-        raise Trap(f"unknown helper {helper_name(helper_id)} (not available to this program)")
+        raise Trap(missing_helper_message(helper_id))
     st.depth = depth
     try:
         return int(fn(env, regs[1], regs[2], regs[3], regs[4], regs[5])) & M64

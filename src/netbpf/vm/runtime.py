@@ -296,6 +296,19 @@ def helper_error(name: str, exc: BaseException) -> str:
     return f"internal error in helper {name}: {exc.__class__.__name__}: {exc}"
 
 
+#: the helper id of the trap netbpf's loader puts where the verifier found no path
+#: (netbpf.sim.verify.sanitize_dead_code; Linux patches such code out the same way):
+#: no program type has this helper, so reaching it faults with its own message
+DEAD_CODE_HELPER_ID = -1
+
+
+def missing_helper_message(helper_id: int) -> str:
+    """The fault of a call to a helper the program's environment does not have."""
+    if helper_id == DEAD_CODE_HELPER_ID:
+        return "dead code reached (the verifier found no path to this instruction)"
+    return f"unknown helper {helper_name(helper_id)} (not available to this program)"
+
+
 def helper_name(helper_id: int) -> str:
     from netbpf.uapi import HELPER_NAMES
 
