@@ -2484,7 +2484,10 @@ class Verifier:
             self.print_state(st, True, frameno=len(st.frames) - 2)
             self.verbose("callee:\n")
             self.print_state(st, True)
-        return "frame"
+        # Linux goes on into the callee without a "from X to Y:" line: its next line
+        # is "7: frame1: R1=... R10=fp0", the callee's state as scratched by the call
+        self.mark_all_scratched()
+        return None
 
     def setup_callback(self, meta: _Meta, idx: int, func_id: int) -> None:
         """push_callback_call: explore the callback body as a new frame from here;

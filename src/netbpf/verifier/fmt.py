@@ -23,13 +23,17 @@ from netbpf.verifier.regs import (
 from netbpf.verifier.tnum import U32, U64, tstr
 
 if TYPE_CHECKING:
-    from netbpf.verifier.state import FuncState, VState
+    from netbpf.verifier.state import FuncState, StackSlot, VState
 
-__all__ = ["reg_str", "snum", "state_str", "unum"]
+__all__ = ["reg_str", "slot_str", "snum", "state_str", "unum"]
 
-#: slot type codes (the kernel's STACK_*) and the characters the log prints for them
-STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO, STACK_DYNPTR, STACK_ITER = range(6)
-SLOT_CHARS = "?rm0di"
+#: slot type codes (the kernel's STACK_*, in its enum order) and the character the log
+#: prints for each byte of that type; netbpf creates only the first four (dynptrs,
+#: iterators and IRQ flags are not modelled) but keeps the kernel's full table
+STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO, STACK_DYNPTR, STACK_ITER, STACK_IRQ_FLAG = (
+    range(7)
+)
+SLOT_CHARS = "?rm0dif"
 
 
 def snum(v: int) -> str:
@@ -136,6 +140,23 @@ _REFCOUNTED = frozenset(
 )
 
 
+def slot_str(slot: StackSlot, frameno: int) -> str:
+    """One stack slot as print_verifier_state prints it after ``fp-N=``.
+
+    Byte by byte (``types[0]``, the highest address, first) unless the slot's lowest
+    byte holds a spill: then the bytes above the spilled part, followed by the spilled
+    register, so a 4-byte spill of 0 into a fresh slot is ``????0`` and a 2-byte
+    spill above misc bytes ``mmmmmmscalar(...)``; a full 8-byte spill is just the
+    register. Any other slot prints only its byte characters (``????00??``; a store
+    over part of a spill has already turned the spilled bytes into misc ones).
+    """
+    types = slot.types
+    if types[7] == STACK_SPILL:
+        top = types.index(STACK_SPILL)
+        return "".join(SLOT_CHARS[t] for t in types[:top]) + reg_str(slot.spilled, frameno)
+    return "".join(SLOT_CHARS[t] for t in types)
+
+
 def frame_str(
     f: FuncState,
     *,
@@ -144,8 +165,10 @@ def frame_str(
     refs: list[int] | None = None,
 ) -> str:
     """print_verifier_state for one frame: `` R1=ctx() R10=fp0 fp-8=mmmmmmmm``; only
-    the registers/slots named in ``regs``/``slots`` when given (the "scratched" ones)."""
-    out: list[str] = []
+    the registers/slots named in ``regs``/``slots`` when given (the "scratched" ones).
+    A callee's frame starts with `` frame1:`` (its number), as the kernel marks every
+    frame but the main one."""
+    out: list[str] = [f" frame{f.frameno}:"] if f.frameno else []
     for i, r in enumerate(f.regs):
         if r.type == T.NOT_INIT:
             continue
@@ -158,11 +181,7 @@ def frame_str(
             continue
         if slots is not None and spi not in slots:
             continue
-        name = f" fp{-(spi + 1) * 8}"
-        if types[7] == STACK_SPILL:
-            out.append(f"{name}={reg_str(slot.spilled, f.frameno)}")
-        else:
-            out.append(name + "=" + "".join(SLOT_CHARS[t] for t in types))
+        out.append(f" fp{-(spi + 1) * 8}=" + slot_str(slot, f.frameno))
     if refs:
         out.append(" refs=" + ",".join(str(i) for i in refs))
     if f.in_callback_fn:
