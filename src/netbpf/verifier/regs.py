@@ -515,20 +515,41 @@ class Reg:
     def sync(self) -> None:
         """reg_bounds_sync: make tnum and all eight bounds agree (the same steps as
         :meth:`sync_reference`, on local variables: this is the verifier's hottest
-        function)."""
-        v, m = self.value, self.mask
-        if m == 0:
-            sv = v - (1 << 64) if v & SIGN64 else v
-            v32 = v & U32
-            if (
-                self.umin == v == self.umax
-                and self.smin == sv == self.smax
-                and self.u32_min == v32 == self.u32_max
-            ):
-                s32v = v32 - (1 << 32) if v32 & 0x8000_0000 else v32
-                if self.s32_min == s32v == self.s32_max:
-                    return
-        _sync(self)
+        function).
+
+        The result depends on nothing but the ten numbers, and a program keeps
+        meeting the same few combinations (a loop revisits them every iteration, a
+        restarted run all of them), so results are memoized in ``_SYNC_MEMO``:
+        looking up a tuple costs a fraction of recomputing it."""
+        key = (
+            self.value,
+            self.mask,
+            self.umin,
+            self.umax,
+            self.smin,
+            self.smax,
+            self.u32_min,
+            self.u32_max,
+            self.s32_min,
+            self.s32_max,
+        )
+        res = _SYNC_MEMO.get(key)
+        if res is None:
+            if len(_SYNC_MEMO) >= _SYNC_MEMO_MAX:
+                _SYNC_MEMO.clear()
+            res = _SYNC_MEMO[key] = _sync(*key)
+        (
+            self.value,
+            self.mask,
+            self.umin,
+            self.umax,
+            self.smin,
+            self.smax,
+            self.u32_min,
+            self.u32_max,
+            self.s32_min,
+            self.s32_max,
+        ) = res
 
     def bounds_violation(self) -> str | None:
         """reg_bounds_sanity_check: what is inconsistent, or None.  Only a dead path
@@ -649,11 +670,34 @@ class Reg:
         self.var_off = (0, U32)
 
 
-def _sync(r: Reg) -> None:
-    """reg_bounds_sync on locals: update, deduce twice, bound the tnum, update."""
-    umin, umax, smin, smax = r.umin, r.umax, r.smin, r.smax
-    u32min, u32max, s32min, s32max = r.u32_min, r.u32_max, r.s32_min, r.s32_max
-    v, m = r.value, r.mask
+#: the ten numbers of a register -> their values after reg_bounds_sync (see
+#: :meth:`Reg.sync`); cleared when full, so memory stays bounded
+_SYNC_MEMO: dict[tuple[int, ...], tuple[int, ...]] = {}
+_SYNC_MEMO_MAX = 1 << 16
+
+Synced = tuple[int, int, int, int, int, int, int, int, int, int]
+
+
+def clear_sync_memo() -> None:
+    """Forget the memoized reg_bounds_sync results (see :meth:`Reg.sync`)."""
+    _SYNC_MEMO.clear()
+
+
+def _sync(
+    v: int,
+    m: int,
+    umin: int,
+    umax: int,
+    smin: int,
+    smax: int,
+    u32min: int,
+    u32max: int,
+    s32min: int,
+    s32max: int,
+) -> Synced:
+    """reg_bounds_sync on locals: update, deduce twice, bound the tnum, update.
+    Takes and returns (value, mask, umin, umax, smin, smax, u32_min, u32_max, s32_min,
+    s32_max)."""
     for step in range(2):
         # __update_reg_bounds (32 then 64)
         v32, m32 = v & U32, m & U32
@@ -803,9 +847,7 @@ def _sync(r: Reg) -> None:
         var32 = tintersect((var64[0] & U32, var64[1] & U32), trange(u32min, u32max))
         v = (var64[0] & ~U32 & U64) | var32[0]
         m = ((var64[1] & ~U32 & U64) | var32[1]) & ~v & U64
-    r.value, r.mask = v, m
-    r.umin, r.umax, r.smin, r.smax = umin, umax, smin, smax
-    r.u32_min, r.u32_max, r.s32_min, r.s32_max = u32min, u32max, s32min, s32max
+    return (v, m, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
 
 
 def _sx(v: int, bits: int) -> int:
