@@ -751,7 +751,10 @@ def _sync(
                     u32min = umin & U32
                 if (umax & U32) < u32max:
                     u32max = umax & U32
-                a, b = s32(umin), s32(umax)
+                a, b = (
+                    (((umin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((umax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a <= b:
                     if a > s32min:
                         s32min = a
@@ -763,27 +766,39 @@ def _sync(
                         u32min = smin & U32
                     if (smax & U32) < u32max:
                         u32max = smax & U32
-                a, b = s32(smin), s32(smax)
+                a, b = (
+                    (((smin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((smax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a <= b:
                     if a > s32min:
                         s32min = a
                     if b < s32max:
                         s32max = b
             if ((umin >> 32) + 1) & U32 == (umax >> 32) & U32:
-                a, b = s32(umin), s32(umax)
+                a, b = (
+                    (((umin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((umax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a < 0 <= b:
                     if a > s32min:
                         s32min = a
                     if b < s32max:
                         s32max = b
             if ((smin >> 32) + 1) & U32 == (smax >> 32) & U32:
-                a, b = s32(smin), s32(smax)
+                a, b = (
+                    (((smin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((smax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a < 0 <= b:
                     if a > s32min:
                         s32min = a
                     if b < s32max:
                         s32max = b
-            a, b = s32(u32min), s32(u32max)
+            a, b = (
+                (((u32min) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                (((u32max) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+            )
             if a <= b:
                 if a > s32min:
                     s32min = a
@@ -796,15 +811,15 @@ def _sync(
                 if b < u32max:
                     u32max = b
             elif u32max < a:
-                s32min = s32(u32min)
+                s32min = (((u32min) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
                 if b < u32max:
                     u32max = b
             elif b < u32min:
-                s32max = s32(u32max)
+                s32max = (((u32max) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
                 if a > u32min:
                     u32min = a
             # __reg64_deduce_bounds
-            a, b = s64(umin), s64(umax)
+            a, b = (((umin) & U64) ^ SIGN64) - SIGN64, (((umax) & U64) ^ SIGN64) - SIGN64
             if a <= b:
                 if a > smin:
                     smin = a
@@ -817,11 +832,11 @@ def _sync(
                 if b < umax:
                     umax = b
             elif umax < a:
-                smin = s64(umin)
+                smin = (((umin) & U64) ^ SIGN64) - SIGN64
                 if b < umax:
                     umax = b
             elif b < umin:
-                smax = s64(umax)
+                smax = (((umax) & U64) ^ SIGN64) - SIGN64
                 if a > umin:
                     umin = a
             # __reg_deduce_mixed_bounds
@@ -832,21 +847,46 @@ def _sync(
             t = (umax & hi) | u32max
             if t < umax:
                 umax = t
-            t = s64((smin & hi) | u32min)
+            t = ((((smin & hi) | u32min) & U64) ^ SIGN64) - SIGN64
             if t > smin:
                 smin = t
-            t = s64((smax & hi) | u32max)
+            t = ((((smax & hi) | u32max) & U64) ^ SIGN64) - SIGN64
             if t < smax:
                 smax = t
             if s32min >= 0 and smin >= S32_MIN and smax <= S32_MAX:
                 smin, smax = s32min, s32max
                 umin, umax = s32min & U64, s32max & U64
-                v, m = tintersect((v, m), trange(smin & U64, smax & U64))
+                # v, m = tintersect((v, m), trange(smin, smax)), inlined
+                lo = smin & U64
+                bits = (lo ^ (smax & U64)).bit_length()
+                if bits > 63:
+                    rv, rm = 0, U64
+                else:
+                    rm = (1 << bits) - 1
+                    rv = lo & ~rm
+                m &= rm
+                v = (v | rv) & ~m & U64
         # __reg_bound_offset
-        var64 = tintersect((v, m), trange(umin, umax))
-        var32 = tintersect((var64[0] & U32, var64[1] & U32), trange(u32min, u32max))
-        v = (var64[0] & ~U32 & U64) | var32[0]
-        m = ((var64[1] & ~U32 & U64) | var32[1]) & ~v & U64
+        # var64 = tintersect((v, m), trange(umin, umax)), inlined
+        bits = ((umin ^ umax) & U64).bit_length()
+        if bits > 63:
+            rv, rm = 0, U64
+        else:
+            rm = (1 << bits) - 1
+            rv = umin & ~rm & U64
+        m64 = m & rm
+        v64 = (v | rv) & ~m64 & U64
+        # var32 = tintersect(tsubreg(var64), trange(u32_min, u32_max)), inlined
+        bits = ((u32min ^ u32max) & U64).bit_length()
+        if bits > 63:
+            rv, rm = 0, U64
+        else:
+            rm = (1 << bits) - 1
+            rv = u32min & ~rm & U64
+        m32 = m64 & U32 & rm
+        v32 = ((v64 & U32) | rv) & ~m32 & U64
+        v = (v64 & ~U32 & U64) | v32
+        m = ((m64 & ~U32 & U64) | m32) & ~v & U64
     return (v, m, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
 
 
