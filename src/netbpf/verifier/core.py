@@ -288,6 +288,8 @@ class Verifier:
         self.globals: dict[int, tuple[str, list[tuple[str, int]]]] = {}
         self.globals_called: list[int] = []
         self.infos: list[OpInfo | None] = [OPCODES.get(i.opcode) for i in self.insns]
+        #: the origin of the constant each ``rX = imm`` sets (built once per insn)
+        self._const_origins: dict[int, tuple[int, str]] = {}
         self.aux = [InsnAux() for _ in self.insns]
         self.err_lines: list[str] = []
         self.id_gen = 0
@@ -750,8 +752,8 @@ class Verifier:
         self.insn_idx = start
         self.prev_insn_idx = start
         self.log_at_start = True
-        if self.log_level:
-            pass
+        prune = cfg.prune
+        aux = self.aux
         while True:
             idx = self.insn_idx
             if idx >= self.n or idx < 0:
@@ -767,8 +769,9 @@ class Verifier:
                 )
             st = self.cur
             st.insn_idx = idx
-            self.err_lines = []
-            if cfg.prune[idx]:
+            if self.err_lines:
+                self.err_lines = []
+            if prune[idx]:
                 if self._is_state_visited(idx):
                     if self.log_level:
                         if do_print_state:
@@ -792,7 +795,7 @@ class Verifier:
                 self.verbose(line)
                 self.prev_insn_print_pos = len(line)
                 self.prev_log_pos = self.log.end_pos
-            self.aux[idx].seen = True
+            aux[idx].seen = True
             self.prev_insn_idx = idx
             result = self._do_check_insn(idx)
             if result == "exit":
@@ -888,8 +891,8 @@ class Verifier:
         unknown scalar (DST_OP_NO_MARK: ``mark=False`` leaves it to the caller)."""
         if regno > 10:
             raise self.fail(f"R{regno} is invalid", kind="insn")
-        self.mark_reg_scratched(regno)
-        r = self.regs[regno]
+        self.scratched_regs |= 1 << regno
+        r = self.cur.frames[-1].regs[regno]
         if src:
             if r.type == T.NOT_INIT:
                 raise self.fail(f"R{regno} !read_ok", reg=regno, kind="uninit_reg")
@@ -992,25 +995,42 @@ class Verifier:
                     d.zext_32_to_64()
                     d.sync()
             else:
-                d.mark_unknown()
-                d.type = T.SCALAR
-                d.mark_known(insn.imm if not alu32 else insn.imm & U32)
-                d.origin = (self.insn_idx, f"the constant {snum(d.value)}")
+                d.mark_scalar_known(insn.imm if not alu32 else insn.imm & U32)
+                idx = self.insn_idx
+                origin = self._const_origins.get(idx)
+                if origin is None:
+                    origin = self._const_origins[idx] = (idx, f"the constant {snum(d.value)}")
+                d.origin = origin
+                # (a known constant's bounds are consistent: no sanity check needed)
+                return
             self.bounds_sanity(insn.dst, "alu")
             return
-        # all other ALU ops
+        # all other ALU ops: check_reg_arg(src, SRC_OP), check_reg_arg(dst, SRC_OP),
+        # the constant checks, check_reg_arg(dst, DST_OP_NO_MARK), inlined (the most
+        # frequent instructions)
+        dst = insn.dst
         if info.use_src_reg:
-            self.check_reg_arg(insn.src, src=True)
-        self.check_reg_arg(insn.dst, src=True)
-        if op in (DIV, MOD) and not info.use_src_reg and insn.imm == 0:
-            raise self.fail("div by zero", kind="div0")
-        if op in (LSH, RSH, ARSH) and not info.use_src_reg:
-            size = 32 if alu32 else 64
-            if insn.imm < 0 or insn.imm >= size:
+            if insn.src > 10:
+                raise self.fail(f"R{insn.src} is invalid", kind="insn")
+            self.scratched_regs |= 1 << insn.src
+            if regs[insn.src].type == T.NOT_INIT:
+                raise self.fail(f"R{insn.src} !read_ok", reg=insn.src, kind="uninit_reg")
+        if dst > 10:
+            raise self.fail(f"R{dst} is invalid", kind="insn")
+        self.scratched_regs |= 1 << dst
+        if regs[dst].type == T.NOT_INIT:
+            raise self.fail(f"R{dst} !read_ok", reg=dst, kind="uninit_reg")
+        if not info.use_src_reg:
+            if op in (DIV, MOD) and insn.imm == 0:
+                raise self.fail("div by zero", kind="div0")
+            if op in (LSH, RSH, ARSH) and not 0 <= insn.imm < (32 if alu32 else 64):
                 raise self.fail(f"invalid shift {insn.imm}", kind="shift")
-        self.check_reg_arg(insn.dst, mark=False)
+        if dst == 10:
+            raise self.fail("frame pointer is read only", kind="fp_ro")
         self.adjust_reg_min_max_vals(insn, info)
-        self.bounds_sanity(insn.dst, "alu")
+        d = regs[dst]
+        if d.type == T.SCALAR:
+            self.reg_bounds_sanity(d, "alu")
 
     def bounds_sanity(self, regno: int, ctx: str) -> None:
         r = self.regs[regno]
@@ -1065,14 +1085,17 @@ class Verifier:
             if ptr_reg is not None:
                 self.adjust_ptr_min_max_vals(insn, info, d, s)
                 return
-            src = s.copy()
-        else:
+            # scalar_alu reads its source only: a copy is needed when it is the
+            # destination itself
+            src = s.copy() if insn.src == insn.dst else s
+        elif ptr_reg is not None:
             src = Reg()
             src.type = T.SCALAR
             src.mark_known(insn.imm)
-            if ptr_reg is not None:
-                self.adjust_ptr_min_max_vals(insn, info, d, src)
-                return
+            self.adjust_ptr_min_max_vals(insn, info, d, src)
+            return
+        else:
+            src = _const_reg(insn.imm)
         width_before = d.width()
         if op in (AND, OR) and src.type == T.SCALAR and src.mask == 0:
             self.maybe_fork_scalars(insn.dst, d)
@@ -3587,6 +3610,24 @@ class Verifier:
 
 
 # ----------------------------------------------------------------------------- utils ------
+
+
+#: read-only constant scalars for immediate operands (see _const_reg)
+_CONST_REGS: dict[int, Reg] = {}
+
+
+def _const_reg(imm: int) -> Reg:
+    """A scalar register known to be ``imm``, shared: only for operands that are read
+    and never modified (the source of a scalar ALU operation, a branch that is
+    predicted), so that the most frequent instructions do not build one each time."""
+    r = _CONST_REGS.get(imm)
+    if r is None:
+        if len(_CONST_REGS) >= 4096:
+            _CONST_REGS.clear()
+        r = _CONST_REGS[imm] = Reg()
+        r.type = T.SCALAR
+        r.mark_known(imm)
+    return r
 
 
 def _voff(r: Reg) -> str:

@@ -328,6 +328,27 @@ class Reg:
         self.s32_min = self.s32_max = s32(imm)
         self.u32_min = self.u32_max = imm & U32
 
+    def mark_scalar_known(self, imm: int) -> None:
+        """mark_unknown() then mark_known(imm) in one step: a fresh scalar constant
+        (ids, offsets and pointer fields cleared; ``origin`` left to the caller)."""
+        self.type = T.SCALAR
+        self.off = 0
+        self.range = 0
+        self.map = None
+        self.mem_size = 0
+        self.subprogno = 0
+        self.btf_name = ""
+        self.id = 0
+        self.ref_obj_id = 0
+        self.frameno = 0
+        imm &= U64
+        self.value = self.umin = self.umax = imm
+        self.mask = 0
+        self.smin = self.smax = imm - (1 << 64) if imm & SIGN64 else imm
+        v32 = imm & U32
+        self.u32_min = self.u32_max = v32
+        self.s32_min = self.s32_max = v32 - (1 << 32) if v32 & 0x8000_0000 else v32
+
     def mark_known32(self, imm: int) -> None:
         """__mark_reg32_known: the low 32 bits are ``imm``."""
         self.value, self.mask = twith_subreg(self.var_off, tconst(imm & U32))
