@@ -20,7 +20,7 @@ from typing import Any
 
 from netbpf.isa.disasm import format_insn
 from netbpf.isa.instruction import Instruction
-from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind, OpInfo
+from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, OpInfo
 from netbpf.isa.validate import field_errors, reserved_cleared
 from netbpf.uapi import (
     BPF_ALU64,
@@ -39,6 +39,7 @@ from netbpf.uapi import (
     MapType,
     ProgramType,
 )
+from netbpf.verifier import kinds as K
 from netbpf.verifier.btfwalk import WalkError, WalkResult, has_struct, map_struct, struct_access
 from netbpf.verifier.cfg import CALLBACK_HELPERS, Cfg, analyse, live_str
 from netbpf.verifier.ctx import ctx_access, sock_access
@@ -162,7 +163,7 @@ _PKT_READ = _PKT_WRITE | {
 }
 _LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.SCHED_ACT}
 #: their reserved fields are checked after the program type (check_ld_abs)
-_LD_ABS_KINDS = (Kind.LD_ABS, Kind.LD_IND)
+_LD_ABS_KINDS = (K.LD_ABS, K.LD_IND)
 
 
 class Abandon(Exception):
@@ -385,7 +386,7 @@ class Verifier:
             # instruction as if they were zero
             shown = [reserved_cleared(insn, info), *self.insns[idx + 1 : idx + 2]]
             text = format_insn(shown, 0, style="verifier")
-        if info is not None and info.kind is Kind.LD_IMM64:
+        if info is not None and info.kind is K.LD_IMM64:
             if insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX):
                 m = self.maps_by_slot.get(idx)
                 text = f"r{insn.dst} = map[id:{m[0].name if m else insn.imm}]"
@@ -458,7 +459,7 @@ class Verifier:
         out = set()
         for i, insn in enumerate(self.insns):
             info = self.infos[i]
-            if info is None or info.kind is not Kind.CALL or insn.src != 0:
+            if info is None or info.kind is not K.CALL or insn.src != 0:
                 continue
             if insn.imm != 1:
                 continue
@@ -470,14 +471,14 @@ class Verifier:
                     j -= 1
                     continue
                 if inf is None or inf.kind in (
-                    Kind.JA,
-                    Kind.JCC,
-                    Kind.EXIT,
-                    Kind.CALL,
-                    Kind.MAY_GOTO,
+                    K.JA,
+                    K.JCC,
+                    K.EXIT,
+                    K.CALL,
+                    K.MAY_GOTO,
                 ):
                     break
-                if inf.kind is Kind.LD_IMM64 and ij.dst == 1:
+                if inf.kind is K.LD_IMM64 and ij.dst == 1:
                     m = self.maps_by_slot.get(j)
                     if (
                         m is not None
@@ -490,7 +491,7 @@ class Verifier:
                     ):
                         out.add(i)
                     break
-                if ij.dst == 1 and inf.kind not in (Kind.ST, Kind.STX):
+                if ij.dst == 1 and inf.kind not in (K.ST, K.STX):
                     break
                 j -= 1
         return frozenset(out)
@@ -508,7 +509,7 @@ class Verifier:
                 )
         for i, insn in enumerate(self.insns):
             info = self.infos[i]
-            if info is None or info.kind is not Kind.LD_IMM64 or i in self.cfg.second_half:  # type: ignore[union-attr]
+            if info is None or info.kind is not K.LD_IMM64 or i in self.cfg.second_half:  # type: ignore[union-attr]
                 continue
             src = insn.src
             if src == BPF_PSEUDO_BTF_ID:
@@ -820,39 +821,39 @@ class Verifier:
         k = info.kind
         if self.field_errors and idx in self.field_errors and k not in _LD_ABS_KINDS:
             raise self.fail(self.field_errors[idx], kind="insn")
-        if k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END):
+        if k in K.ALU_KINDS:
             self.check_alu_op(insn, info)
-        elif k is Kind.LDX:
+        elif k is K.LDX:
             self.check_load(insn, info)
-        elif k is Kind.STX:
+        elif k is K.STX:
             self.check_store_reg(insn, info)
-        elif k is Kind.ST:
+        elif k is K.ST:
             self.check_reg_arg(insn.dst, src=True)
             dtype = self.regs[insn.dst].type
             self.check_mem_access(insn.dst, insn.off, info.size, write=True, value_regno=-1)
             self.save_aux_ptr_type(dtype)
-        elif k is Kind.ATOMIC:
+        elif k is K.ATOMIC:
             self.check_atomic(insn, info)
-        elif k is Kind.LD_IMM64:
+        elif k is K.LD_IMM64:
             self.check_ld_imm(insn, idx)
             self.insn_idx += 2
             return None
-        elif k in (Kind.LD_ABS, Kind.LD_IND):
+        elif k in (K.LD_ABS, K.LD_IND):
             self.check_ld_abs(insn, info)
-        elif k is Kind.JA:
+        elif k is K.JA:
             self.jmps_processed += 1
             off = insn.imm if info.cls == BPF_JMP32 else insn.off
             self.insn_idx += off + 1
             return None
-        elif k is Kind.JCC:
+        elif k is K.JCC:
             self.jmps_processed += 1
             self.check_cond_jmp_op(insn, info)
             return None
-        elif k is Kind.MAY_GOTO:
+        elif k is K.MAY_GOTO:
             self.jmps_processed += 1
             self.check_may_goto(insn)
             return None
-        elif k is Kind.CALL:
+        elif k is K.CALL:
             self.jmps_processed += 1
             if self.cur.active_lock_id or any(r.kind == "lock" for r in self.cur.refs):
                 if (insn.src == 0 and insn.imm != 94) or insn.src == BPF_PSEUDO_KFUNC_CALL:
@@ -870,9 +871,9 @@ class Verifier:
                 )
             self.check_helper_call(insn, idx)
             self.mark_reg_scratched(0)
-        elif k is Kind.CALLX:
+        elif k is K.CALLX:
             raise self.fail(f"unknown opcode {insn.opcode:02x}", kind="insn")
-        elif k is Kind.EXIT:
+        elif k is K.EXIT:
             self.jmps_processed += 1
             return self.process_exit()
         self.insn_idx += 1
@@ -912,10 +913,10 @@ class Verifier:
         op = info.op
         alu32 = info.cls != BPF_ALU64
         regs = self.regs
-        if info.kind in (Kind.END, Kind.NEG):
+        if info.kind in (K.END, K.NEG):
             self.check_reg_arg(insn.dst, src=True)
             d = regs[insn.dst]
-            if info.kind is Kind.NEG and d.type == T.SCALAR:
+            if info.kind is K.NEG and d.type == T.SCALAR:
                 self.mark_reg_scratched(insn.dst)
                 scalar_alu(d, d, NEG, alu32)
                 d.id = 0
@@ -932,11 +933,11 @@ class Verifier:
             else:
                 self.check_reg_arg(insn.dst)
                 d = regs[insn.dst]
-                if info.kind is Kind.END:
+                if info.kind is K.END:
                     self.set_origin(insn.dst, "a byte swap")
             self.bounds_sanity(insn.dst, "alu")
             return
-        if info.kind is Kind.MOV:
+        if info.kind is K.MOV:
             if info.use_src_reg and not alu32 and insn.off == 1:
                 raise self.fail(
                     "addr_space_cast insn can only be used in a program that has an "
@@ -1820,7 +1821,7 @@ class Verifier:
         s = st.stack[spi]
         reg = cur.regs[value_regno] if value_regno >= 0 else None
         insn = self.insns[self.insn_idx]
-        is_st = self.infos[self.insn_idx].kind is Kind.ST  # type: ignore[union-attr]
+        is_st = self.infos[self.insn_idx].kind is K.ST  # type: ignore[union-attr]
         self.mark_slot_scratched(spi)
         if reg is not None and not off % REG_SIZE and reg.type == T.SCALAR:
             fits = reg.width() <= 8 * size
@@ -1876,7 +1877,7 @@ class Verifier:
         max_off = ptr.smax + off + size
         value = cur.regs[value_regno] if value_regno >= 0 else None
         insn = self.insns[self.insn_idx]
-        is_st = self.infos[self.insn_idx].kind is Kind.ST  # type: ignore[union-attr]
+        is_st = self.infos[self.insn_idx].kind is K.ST  # type: ignore[union-attr]
         writing_zero = (value is not None and value.is_null()) or (
             value is None and is_st and insn.imm == 0
         )
@@ -2167,7 +2168,7 @@ class Verifier:
             raise self.fail(
                 "at the time of BPF_LD_ABS|IND R6 != pointer to skb", reg=6, kind="ld_abs"
             )
-        if info.kind is Kind.LD_IND:
+        if info.kind is K.LD_IND:
             self.check_reg_arg(insn.src, src=True)
         self.check_ptr_off_reg(self.regs[6], 6)
         for i in range(6):
@@ -2240,9 +2241,8 @@ class Verifier:
             self.check_reg_arg(insn.src, src=True)
             src = regs[insn.src]
         else:
-            src = Reg()
-            src.type = T.SCALAR
-            src.mark_known(insn.imm)
+            # shared and read-only: copied below before anything refines it
+            src = _const_reg(insn.imm)
         jmp32 = info.cls == BPF_JMP32
         pred = is_branch_taken(dst, src, op, jmp32)
         idx = self.insn_idx
@@ -2276,7 +2276,7 @@ class Verifier:
         if info.use_src_reg:
             self.reg_set_min_max(oregs[insn.dst], oregs[insn.src], dst, src, op, jmp32)
         else:
-            fake0 = src
+            fake0 = src.copy()
             fake1 = src.copy()
             self.reg_set_min_max(oregs[insn.dst], fake0, dst, fake1, op, jmp32)
         if info.use_src_reg and src.type == T.SCALAR and src.id:
@@ -3278,11 +3278,12 @@ class Verifier:
         lst = self.explored.get(idx)
         states_cnt = 0
         if lst:
+            is_may_goto = force_new and self.infos[idx].kind is K.MAY_GOTO  # type: ignore[union-attr]
             for e in list(lst):
                 states_cnt += 1
                 old = e.st
                 if old.branches:
-                    if cfg.force_checkpoint[idx] and self.infos[idx].kind is Kind.MAY_GOTO:  # type: ignore[union-attr]
+                    if is_may_goto:
                         if old.may_goto_depth != cur.may_goto_depth and self.states_equal(
                             old, cur, idx, 1
                         ):
@@ -3335,11 +3336,33 @@ class Verifier:
         return False
 
     def _states_maybe_looping(self, old: VState, cur: VState) -> bool:
+        """states_maybe_looping: the registers of the current frames are exactly
+        equal (``_regs_exact_simple`` on each, written out: in a loop this runs
+        against every state of the loop head, and the numbers usually differ, so
+        they are compared first)."""
         if len(old.frames) != len(cur.frames):
             return False
-        fo, fc = old.frames[-1], cur.frames[-1]
-        for i in range(11):
-            if not _regs_exact_simple(fo.regs[i], fc.regs[i]):
+        for o, c in zip(old.frames[-1].regs, cur.frames[-1].regs):
+            if (
+                o.value != c.value
+                or o.mask != c.mask
+                or o.type != c.type
+                or o.umin != c.umin
+                or o.umax != c.umax
+                or o.smin != c.smin
+                or o.smax != c.smax
+                or o.u32_min != c.u32_min
+                or o.u32_max != c.u32_max
+                or o.s32_min != c.s32_min
+                or o.s32_max != c.s32_max
+                or o.off != c.off
+                or o.range != c.range
+                or o.map is not c.map
+                or o.mem_size != c.mem_size
+                or o.subprogno != c.subprogno
+                or o.btf_name != c.btf_name
+                or o.frameno != c.frameno
+            ):
                 return False
         return True
 

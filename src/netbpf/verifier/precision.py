@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from netbpf.isa.instruction import Instruction
-from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind
+from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES
 from netbpf.uapi import (
     BPF_ADD,
     BPF_ALU64,
@@ -51,6 +51,7 @@ from netbpf.uapi import (
     BPF_PSEUDO_MAP_IDX,
     BPF_SUB,
 )
+from netbpf.verifier import kinds as K
 
 __all__ = ["ALL_SLOTS", "REGS", "SLOT0", "HelperUse", "Relevance", "analyse_relevance"]
 
@@ -117,13 +118,13 @@ def _succ(insns: Sequence[Instruction], i: int) -> list[int]:
     insn = insns[i]
     info = OPCODES[insn.opcode]
     k = info.kind
-    if k is Kind.EXIT:
+    if k is K.EXIT:
         return []
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         return [i + 2]
-    if k is Kind.JA:
+    if k is K.JA:
         return [i + (insn.imm if info.cls == BPF_JMP32 else insn.off) + 1]
-    if k in (Kind.JCC, Kind.MAY_GOTO):
+    if k in (K.JCC, K.MAY_GOTO):
         return [i + 1, i + insn.off + 1]
     return [i + 1]
 
@@ -226,36 +227,44 @@ def _fwd_transfer(
     def clear(mask: int) -> Fwd:
         return p & ~mask, own & ~mask, far & ~mask, cx & ~mask
 
-    def copy_src(x: int) -> int:
-        return (x & ~bd) | (((x >> s) & 1) << d)
-
-    def or_src(x: int) -> int:
-        return x | (((x >> s) & 1) << d)
-
-    if k is Kind.MOV:
+    # (the register cases below, the most frequent, are written out without helpers)
+    if k is K.MOV:
         if info.use_src_reg and info.cls == BPF_ALU64 and insn.off == 0:
             if s == 10:
                 return p | bd, own | bd, far & ~bd, cx & ~bd
-            return copy_src(p), copy_src(own), copy_src(far), copy_src(cx)
-        return clear(bd)
-    if k is Kind.ALU:
+            nd = ~bd
+            return (
+                (p & nd) | (((p >> s) & 1) << d),
+                (own & nd) | (((own >> s) & 1) << d),
+                (far & nd) | (((far >> s) & 1) << d),
+                (cx & nd) | (((cx >> s) & 1) << d),
+            )
+        nd = ~bd
+        return p & nd, own & nd, far & nd, cx & nd
+    if k is K.ALU:
         if info.cls != BPF_ALU64 or info.op not in (BPF_ADD, BPF_SUB):
             # only 64-bit add/sub keep a pointer a pointer (anything else on a
             # pointer is refused, or yields a scalar)
-            return clear(bd)
+            nd = ~bd
+            return p & nd, own & nd, far & nd, cx & nd
         if info.use_src_reg:
-            return or_src(p), or_src(own), or_src(far), or_src(cx)
+            return (
+                p | (((p >> s) & 1) << d),
+                own | (((own >> s) & 1) << d),
+                far | (((far >> s) & 1) << d),
+                cx | (((cx >> s) & 1) << d),
+            )
         return cur
-    if k in (Kind.NEG, Kind.END):
+    if k in (K.NEG, K.END):
         return clear(bd)
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         q, o, f, c = clear(bd)
         if insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX):
             # a map pointer: loads through it read the map's kernel struct, which
             # holds pointers (counted as "context" here: loads may give pointers)
             c |= bd
         return (q | bd if insn.src else q), o, f, c
-    if k is Kind.LDX:
+    if k is K.LDX:
         base_ctx = bool(cx >> s & 1)
         if s == 10 and info.size == 8 and not base_ctx:
             # a reload of a fixed slot: what was spilled there
@@ -279,7 +288,7 @@ def _fwd_transfer(
         if info.size >= 4 and base_ctx:
             return q | bd, o, f, c
         return q, o, f, c
-    if k is Kind.STX:
+    if k is K.STX:
         if p >> s & 1:
             if d == 10:
                 fl = 1 | (own >> s & 1) << 1 | (far >> s & 1) << 2 | (cx >> s & 1) << 3
@@ -291,9 +300,9 @@ def _fwd_transfer(
                 if far >> d & 1:
                     spills.foreign = True
         return cur
-    if k in (Kind.LD_ABS, Kind.LD_IND):
+    if k in (K.LD_ABS, K.LD_IND):
         return clear(CALLER_SAVED)
-    if k is Kind.CALL:
+    if k is K.CALL:
         q, o, f, c = clear(CALLER_SAVED)
         if insn.src == 0:
             h = helpers.get(insn.imm)
@@ -304,7 +313,7 @@ def _fwd_transfer(
         else:
             q |= 1
         return q, o, f, c
-    if k is Kind.ATOMIC:
+    if k is K.ATOMIC:
         if insn.imm == BPF_LOAD_ACQ:
             return clear(bd)
         op = ATOMIC_OPS.get(insn.imm)
@@ -333,12 +342,12 @@ def _bwd_transfer(
     bd, bs = 1 << d, 1 << s
     mayptr, own, far, _ = fwd
     maystack = own | far
-    if k is Kind.MOV:
+    if k is K.MOV:
         res = out & ~bd
         if out & bd and info.use_src_reg:
             res |= bs
         return res
-    if k is Kind.ALU:
+    if k is K.ALU:
         res = out
         if info.use_src_reg:
             ptr_arith = info.op in (BPF_ADD, BPF_SUB) and (
@@ -347,13 +356,13 @@ def _bwd_transfer(
             if out & bd or ptr_arith:
                 res |= bd | bs
         return res
-    if k in (Kind.NEG, Kind.END):
+    if k in (K.NEG, K.END):
         return out
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         return out & ~bd
-    if k in (Kind.LD_ABS, Kind.LD_IND):
+    if k in (K.LD_ABS, K.LD_IND):
         return out & ~CALLER_SAVED
-    if k is Kind.LDX:
+    if k is K.LDX:
         res = out & ~bd
         if out & bd:
             if s == 10:
@@ -362,7 +371,7 @@ def _bwd_transfer(
             elif maystack >> s & 1:
                 res |= ALL_SLOTS
         return res
-    if k in (Kind.ST, Kind.STX):
+    if k in (K.ST, K.STX):
         res = out
         if d == 10:
             bit = _slot_bit(insn.off, info.size)
@@ -376,10 +385,10 @@ def _bwd_transfer(
             val_rel = bool(out & ALL_SLOTS)
         else:
             val_rel = False
-        if k is Kind.STX and val_rel:
+        if k is K.STX and val_rel:
             res |= bs
         return res
-    if k is Kind.ATOMIC:
+    if k is K.ATOMIC:
         res = out
         if insn.imm == BPF_LOAD_ACQ:
             res &= ~bd
@@ -397,7 +406,7 @@ def _bwd_transfer(
                 res |= 1
         _ = BPF_STORE_REL
         return res
-    if k is Kind.JCC:
+    if k is K.JCC:
         res = out
         if jcc_sink is True or (jcc_sink is not False and idx in jcc_sink):
             # the branch's direction was decided by its operands
@@ -410,7 +419,7 @@ def _bwd_transfer(
             # links them the same way)
             res |= bd | bs
         return res
-    if k is Kind.CALL:
+    if k is K.CALL:
         res = out & ~CALLER_SAVED
         if insn.src == BPF_PSEUDO_CALL:
             res |= ARGS
@@ -427,7 +436,7 @@ def _bwd_transfer(
         if maystack & ARGS and (reads_stack or cb_reads.get(idx, False)):
             res |= ALL_SLOTS
         return res
-    if k is Kind.EXIT:
+    if k is K.EXIT:
         return 1 if exit_r0 else 0
     return out
 
@@ -484,12 +493,12 @@ def _ancestors(
         info = OPCODES.get(insn.opcode)
         if info is None:
             continue
-        if info.kind is Kind.CALL and insn.src == BPF_PSEUDO_CALL:
+        if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
             callee = starts.get(i + insn.imm + 1)
             if callee is None:
                 return None
             callers[callee].add(owner[i])
-        elif info.kind is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+        elif info.kind is K.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
             cb = starts.get(i + insn.imm + 1)
             if cb is None:
                 return None
@@ -527,15 +536,15 @@ def _callback_loaded(
         if info is None:
             return None
         if info.kind in (
-            Kind.JA, Kind.JCC, Kind.EXIT, Kind.MAY_GOTO, Kind.CALL, Kind.CALLX,
-            Kind.ATOMIC, Kind.LD_ABS, Kind.LD_IND,
+            K.JA, K.JCC, K.EXIT, K.MAY_GOTO, K.CALL, K.CALLX,
+            K.ATOMIC, K.LD_ABS, K.LD_IND,
         ):  # fmt: skip
             return None
-        if info.kind is Kind.LD_IMM64 and insn.dst == reg:
+        if info.kind is K.LD_IMM64 and insn.dst == reg:
             if insn.src == BPF_PSEUDO_FUNC:
                 return starts.get(i + insn.imm + 1)
             return None
-        if insn.dst == reg and info.kind not in (Kind.ST, Kind.STX, Kind.JA):
+        if insn.dst == reg and info.kind not in (K.ST, K.STX, K.JA):
             return None
     return None
 
@@ -570,7 +579,7 @@ def _prepare(
     cb_of: dict[int, int | None] = {}
     for j, other in enumerate(insns):
         oi = OPCODES.get(other.opcode)
-        if j in second_half or oi is None or oi.kind is not Kind.CALL or other.src != 0:
+        if j in second_half or oi is None or oi.kind is not K.CALL or other.src != 0:
             continue
         h = helpers.get(other.imm)
         if h is None or not h.callback_arg:
@@ -629,9 +638,9 @@ def _prepare(
             info = OPCODES.get(insn.opcode)
             if info is None:
                 continue
-            if info.kind is Kind.CALL and insn.src == BPF_PSEUDO_CALL:
+            if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
                 callee[i] = reads[starts.get(i + insn.imm + 1, 0)]
-            if info.kind is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+            if info.kind is K.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
                 cb = starts.get(i + insn.imm + 1)
                 if cb is not None and reads[cb]:
                     cb_any = True
@@ -648,7 +657,7 @@ def _prepare(
         for i in order:
             ins = insns[i]
             inf = OPCODES[ins.opcode]
-            if inf.kind is Kind.LDX and ins.src != 10 and (fwd[i][1] | fwd[i][2]) >> ins.src & 1:
+            if inf.kind is K.LDX and ins.src != 10 and (fwd[i][1] | fwd[i][2]) >> ins.src & 1:
                 if liberal and inf.size == 8 and (fwd[i][0] >> ins.src & 1):
                     continue
                 out = 0
