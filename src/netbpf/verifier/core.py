@@ -43,7 +43,7 @@ from netbpf.verifier import kinds as K
 from netbpf.verifier.btfwalk import WalkError, WalkResult, has_struct, map_struct, struct_access
 from netbpf.verifier.cfg import CALLBACK_HELPERS, Cfg, analyse, live_str
 from netbpf.verifier.ctx import ctx_access, sock_access
-from netbpf.verifier.fmt import frame_str, snum
+from netbpf.verifier.fmt import STACK_DYNPTR, STACK_ITER, frame_str, snum
 from netbpf.verifier.helpers import (
     PROTOS,
     RET_TYPES,
@@ -187,7 +187,7 @@ class Reject(Exception):
         self.why = why
 
 
-@dataclass
+@dataclass(slots=True)
 class _StackElem:
     st: VState
     insn_idx: int
@@ -195,14 +195,14 @@ class _StackElem:
     log_pos: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Explored:
     st: VState
     hit_cnt: int = 0
     miss_cnt: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class InsnAux:
     """Per-instruction facts gathered over every path (``bpf_insn_aux_data``): what
     engines or tools may use after verification."""
@@ -322,6 +322,7 @@ class Verifier:
         self.error_insn: int | None = None
         self.error_reg: int | None = None
         self.error_state: VState | None = None
+        self._return_range = self._compute_return_range()
 
     # ------------------------------------------------------------------ logging ------
 
@@ -401,7 +402,7 @@ class Verifier:
     # ----------------------------------------------------------------- top level ------
 
     def run(self) -> None:
-        nargs = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
+        nargs = _helper_nargs()
         cfg = self.cache.get("cfg")
         if cfg is None:
             cfg = self.cache["cfg"] = analyse(self.insns, nargs)
@@ -912,7 +913,7 @@ class Verifier:
     def check_alu_op(self, insn: Instruction, info: OpInfo) -> None:
         op = info.op
         alu32 = info.cls != BPF_ALU64
-        regs = self.regs
+        regs = self.cur.frames[-1].regs
         if info.kind in (K.END, K.NEG):
             self.check_reg_arg(insn.dst, src=True)
             d = regs[insn.dst]
@@ -1034,7 +1035,7 @@ class Verifier:
             self.reg_bounds_sanity(d, "alu")
 
     def bounds_sanity(self, regno: int, ctx: str) -> None:
-        r = self.regs[regno]
+        r = self.cur.frames[-1].regs[regno]
         if r.type == T.SCALAR:
             self.reg_bounds_sanity(r, ctx)
 
@@ -1062,7 +1063,7 @@ class Verifier:
             s.id = self.new_id()
 
     def adjust_reg_min_max_vals(self, insn: Instruction, info: OpInfo) -> None:
-        regs = self.regs
+        regs = self.cur.frames[-1].regs
         d = regs[insn.dst]
         op = info.op
         alu32 = info.cls != BPF_ALU64
@@ -1327,7 +1328,7 @@ class Verifier:
     def check_load(self, insn: Instruction, info: OpInfo) -> None:
         self.check_reg_arg(insn.src, src=True)
         self.check_reg_arg(insn.dst, mark=False)
-        stype = self.regs[insn.src].type
+        stype = self.cur.frames[-1].regs[insn.src].type
         self.check_mem_access(
             insn.src, insn.off, info.size, write=False, value_regno=insn.dst, ldsx=info.signed
         )
@@ -1337,7 +1338,7 @@ class Verifier:
     def check_store_reg(self, insn: Instruction, info: OpInfo) -> None:
         self.check_reg_arg(insn.src, src=True)
         self.check_reg_arg(insn.dst, src=True)
-        dtype = self.regs[insn.dst].type
+        dtype = self.cur.frames[-1].regs[insn.dst].type
         self.check_mem_access(insn.dst, insn.off, info.size, write=True, value_regno=insn.src)
         self.save_aux_ptr_type(dtype)
 
@@ -1404,7 +1405,7 @@ class Verifier:
         strict: bool = False,
         ldsx: bool = False,
     ) -> None:
-        regs = self.regs
+        regs = self.cur.frames[-1].regs
         r = regs[regno]
         self.check_ptr_alignment(r, off, size, strict)
         off += r.off
@@ -2634,6 +2635,12 @@ class Verifier:
         return "".join(parts)
 
     def return_range(self) -> tuple[int, int] | None:
+        """The range the program's return value must lie in (None: any), computed
+        once per run (in ``__init__``): it is asked at every exit, and comparing
+        enum members is slow."""
+        return self._return_range
+
+    def _compute_return_range(self) -> tuple[int, int] | None:
         pt, at = self.prog_type, self.attach_type
         A = AttachType
         if pt == ProgramType.CGROUP_SOCK_ADDR:
@@ -3381,7 +3388,18 @@ class Verifier:
         rel_top = self.rel.prune[idx]
         # a scalar that cannot reach a check itself may still be linked (same id) to
         # one that does: a branch on it then narrows the other, so it matters too
-        self._rel_ids = _linked_ids(old, rel_top, cfg.live_before[idx]) if exact == 0 else None
+        if exact == 0:
+            # old is an explored state: its registers never change, so its linked ids
+            # are computed once (per relevance and liveness masks)
+            live_top = cfg.live_before[idx]
+            cached = old.linked_ids
+            if cached is not None and cached[0] == rel_top and cached[1] == live_top:
+                self._rel_ids = cached[2]
+            else:
+                self._rel_ids = _linked_ids(old, rel_top, live_top)
+                old.linked_ids = (rel_top, live_top, self._rel_ids)
+        else:
+            self._rel_ids = None
         for i in range(nf):
             if old.frames[i].callsite != cur.frames[i].callsite:
                 return False
@@ -3472,15 +3490,27 @@ class Verifier:
             return False
         base = o.type & T.BASE_MASK
         if base == T.SCALAR:
-            if (o.id & BPF_ADD_AS_FAKE_ID) != (c.id & BPF_ADD_AS_FAKE_ID):
+            # the most frequent comparison: _range_within and tin written out
+            ofake = o.id & BPF_ADD_AS_FAKE_ID
+            if ofake != (c.id & BPF_ADD_AS_FAKE_ID):
                 return False
-            if (o.id & BPF_ADD_AS_FAKE_ID) and o.off != c.off:
+            if ofake and o.off != c.off:
                 return False
-            return (
-                _range_within(o, c)
-                and tin(o.var_off, c.var_off)
-                and self._check_scalar_ids(o.id, c.id, idmap, rev)
-            )
+            if not (
+                o.umin <= c.umin
+                and c.umax <= o.umax
+                and o.smin <= c.smin
+                and c.smax <= o.smax
+                and o.u32_min <= c.u32_min
+                and c.u32_max <= o.u32_max
+                and o.s32_min <= c.s32_min
+                and c.s32_max <= o.s32_max
+            ):
+                return False
+            om = o.mask
+            if c.mask & ~om or o.value != (c.value & ~om):
+                return False
+            return self._check_scalar_ids(o.id, c.id, idmap, rev)
         if base in (
             T.PTR_TO_MAP_KEY,
             T.PTR_TO_MAP_VALUE,
@@ -3543,7 +3573,8 @@ class Verifier:
                 and _scalarish(os_)
                 and _scalarish(cur.stack[spi])
                 and not (
-                    os_.is_spilled_scalar()
+                    os_.types[7] == STACK_SPILL
+                    and os_.spilled.type == T.SCALAR
                     and os_.spilled.id
                     and os_.spilled.id & _ID_MASK in self._rel_ids  # type: ignore[operator]
                 )
@@ -3751,12 +3782,28 @@ def _regs_exact_simple(o: Reg, c: Reg) -> bool:
 
 
 def _scalarish(s: StackSlot) -> bool:
-    """A slot holding no pointer (a spilled scalar, or plain bytes)."""
-    if s.types[7] == STACK_SPILL:
-        return s.spilled.type == T.SCALAR and all(
-            t in (STACK_SPILL, STACK_MISC, STACK_ZERO, STACK_INVALID) for t in s.types
-        )
-    return all(t in (STACK_MISC, STACK_ZERO, STACK_INVALID) for t in s.types)
+    """A slot holding no pointer (a spilled scalar, or plain bytes).  The slot type
+    codes INVALID, SPILL, MISC and ZERO are 0-3 (DYNPTR and ITER above), so "every
+    byte is one of them" is ``max(types) <= 3``, one C-level pass."""
+    types = s.types
+    if types[7] == STACK_SPILL:
+        return s.spilled.type == T.SCALAR and max(types) <= _MAX_PLAIN_SLOT_TYPE
+    return max(types) <= _MAX_PLAIN_SLOT_TYPE and STACK_SPILL not in types
+
+
+_MAX_PLAIN_SLOT_TYPE = max(STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO)
+assert _MAX_PLAIN_SLOT_TYPE == 3 and STACK_DYNPTR > 3 and STACK_ITER > 3
+
+
+def _helper_nargs() -> dict[int, int]:
+    """helper id -> number of register arguments (for liveness), built once."""
+    global _HELPER_NARGS
+    if _HELPER_NARGS is None:
+        _HELPER_NARGS = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
+    return _HELPER_NARGS
+
+
+_HELPER_NARGS: dict[int, int] | None = None
 
 
 def _helper_uses() -> dict[int, HelperUse]:
@@ -3814,13 +3861,19 @@ def _linked_ids(st: VState, rel_top: int, live_top: int) -> frozenset[int]:
 
 
 def _scalar_reg_for_stack(s: StackSlot) -> Reg | None:
-    if s.is_spilled_scalar():
+    """The scalar a slot holds for state comparison: the spilled one, or an unknown
+    scalar for eight MISC bytes (shared and read-only: comparison only reads it)."""
+    types = s.types
+    if types[7] == STACK_SPILL and s.spilled.type == T.SCALAR:
         return s.spilled
-    if all(t == STACK_MISC for t in s.types):
-        r = Reg()
-        r.mark_unknown()
-        return r
+    if types == _ALL_MISC:
+        return _UNKNOWN_SCALAR
     return None
+
+
+_ALL_MISC = bytes([STACK_MISC]) * REG_SIZE
+_UNKNOWN_SCALAR = Reg()
+_UNKNOWN_SCALAR.mark_unknown()
 
 
 def _is_sock_btf(name: str) -> bool:

@@ -114,6 +114,7 @@ class VState:
         "dfs_depth",
         "frames",
         "insn_idx",
+        "linked_ids",
         "may_goto_depth",
         "parent",
         "path",
@@ -137,6 +138,9 @@ class VState:
         self.scratch_slots: set[int] = set()
         #: recent (insn index, note) events on this path, for explanations
         self.path: tuple[tuple[int, str], ...] = ()
+        #: for explored (read-only) states: (relevance mask, liveness mask, ids of the
+        #: scalars state comparison looks at), cached by Verifier.states_equal
+        self.linked_ids: tuple[int, int, frozenset[int]] | None = None
 
     @property
     def cur(self) -> FuncState:
@@ -161,6 +165,7 @@ class VState:
         s.scratch_regs = set(self.scratch_regs)
         s.scratch_slots = set(self.scratch_slots)
         s.path = self.path
+        s.linked_ids = None
         return s
 
     def all_regs(self):  # -> Iterator[Reg]
