@@ -754,20 +754,24 @@ class Verifier:
         self.insn_idx = start
         self.prev_insn_idx = start
         self.log_at_start = True
+        # loop invariants in locals (this loop runs once per processed instruction)
         prune = cfg.prune
         aux = self.aux
+        n = self.n
+        limit = self.insn_limit
+        log_level = self.log_level
         while True:
             idx = self.insn_idx
-            if idx >= self.n or idx < 0:
-                raise self.fail(f"invalid insn idx {idx} insn_cnt {self.n}", kind="cfg")
-            self.insn_processed += 1
-            if self.insn_processed > self.abandon_at:
+            if idx >= n or idx < 0:
+                raise self.fail(f"invalid insn idx {idx} insn_cnt {n}", kind="cfg")
+            processed = self.insn_processed = self.insn_processed + 1
+            if processed > self.abandon_at:
                 # this run's verdict will not count (new predicted jumps): stop
                 # collecting them after a while and start over
                 raise Abandon()
-            if self.insn_processed > self.insn_limit:
+            if processed > limit:
                 raise self.fail(
-                    f"BPF program is too large. Processed {self.insn_processed} insn", kind="limit"
+                    f"BPF program is too large. Processed {processed} insn", kind="limit"
                 )
             st = self.cur
             st.insn_idx = idx
@@ -775,7 +779,7 @@ class Verifier:
                 self.err_lines = []
             if prune[idx]:
                 if self._is_state_visited(idx):
-                    if self.log_level:
+                    if log_level:
                         if do_print_state:
                             self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}: safe\n")
                         else:
@@ -784,12 +788,12 @@ class Verifier:
                         return
                     do_print_state = True
                     continue
-            st = self.cur
-            if self.log_level >= 2 and do_print_state:
-                self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}:")
-                self.print_state(st, True)
-                do_print_state = False
-            if self.log_level:
+            if log_level:
+                st = self.cur
+                if log_level >= 2 and do_print_state:
+                    self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}:")
+                    self.print_state(st, True)
+                    do_print_state = False
                 if self.scratched_regs or self.scratched_slots:
                     self.print_insn_state(st)
                 self.prev_log_pos = self.log.end_pos
@@ -3277,15 +3281,17 @@ class Verifier:
         cur = self.cur
         force_new = bool(cfg.force_checkpoint[idx])
         add_new = force_new
-        if (
-            self.jmps_processed - self.prev_jmps_processed >= 2
-            and self.insn_processed - self.prev_insn_processed >= 8
-        ):
+        jmps_since = self.jmps_processed - self.prev_jmps_processed
+        insns_since = self.insn_processed - self.prev_insn_processed
+        if jmps_since >= 2 and insns_since >= 8:
             add_new = True
         lst = self.explored.get(idx)
         states_cnt = 0
         if lst:
             is_may_goto = force_new and self.infos[idx].kind is K.MAY_GOTO  # type: ignore[union-attr]
+            calls_callback = cfg.calls_callback[idx]
+            # (constant over the loop below: nothing is processed while it runs)
+            keep_looping_checkpoint = not force_new and jmps_since < 20 and insns_since < 100
             for e in list(lst):
                 states_cnt += 1
                 old = e.st
@@ -3296,7 +3302,7 @@ class Verifier:
                         ):
                             e.hit_cnt += 1
                             return True
-                    elif cfg.calls_callback[idx]:
+                    elif calls_callback:
                         if self.states_equal(old, cur, idx, 1):
                             e.hit_cnt += 1
                             return True
@@ -3310,18 +3316,14 @@ class Verifier:
                         self.note("cur state:" + self._state_text(cur))
                         self.note("old state:" + self._state_text(old))
                         raise Reject(None, "infinite_loop")
-                    if (
-                        not force_new
-                        and self.jmps_processed - self.prev_jmps_processed < 20
-                        and self.insn_processed - self.prev_insn_processed < 100
-                    ):
+                    if keep_looping_checkpoint:
                         add_new = False
                 elif self.states_equal(old, cur, idx, 0):
                     e.hit_cnt += 1
                     return True
                 if add_new:
                     e.miss_cnt += 1
-                n = 64 if (cfg.force_checkpoint[idx] and old.branches > 0) else 3
+                n = 64 if (force_new and old.branches > 0) else 3
                 if e.miss_cnt > e.hit_cnt * n + n:
                     lst.remove(e)
                     self.explored_size -= 1
