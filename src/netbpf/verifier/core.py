@@ -1033,7 +1033,8 @@ class Verifier:
                 raise self.fail(f"invalid shift {insn.imm}", kind="shift")
         if dst == 10:
             raise self.fail("frame pointer is read only", kind="fp_ro")
-        self.adjust_reg_min_max_vals(insn, info)
+        if self.adjust_reg_min_max_vals(insn, info):
+            return  # a concretely computed constant: consistent bounds
         d = regs[dst]
         if d.type == T.SCALAR:
             self.reg_bounds_sanity(d, "alu")
@@ -1066,7 +1067,9 @@ class Verifier:
         if not s.id and s.mask != 0:
             s.id = self.new_id()
 
-    def adjust_reg_min_max_vals(self, insn: Instruction, info: OpInfo) -> None:
+    def adjust_reg_min_max_vals(self, insn: Instruction, info: OpInfo) -> bool:
+        """adjust_reg_min_max_vals; True when the destination became a constant
+        computed concretely (no bounds sanity check needed)."""
         regs = self.cur.frames[-1].regs
         d = regs[insn.dst]
         op = info.op
@@ -1079,7 +1082,7 @@ class Verifier:
                     if op == SUB:
                         d.mark_unknown()
                         d.origin = (self.insn_idx, "a difference of two pointers")
-                        return
+                        return False
                     raise self.fail(
                         f"R{insn.dst} pointer {_ALU_WORDS[op]} pointer prohibited",
                         reg=insn.dst,
@@ -1087,10 +1090,10 @@ class Verifier:
                     )
                 # scalar += pointer
                 self.adjust_ptr_min_max_vals(insn, info, s, d, off_is_dst=True)
-                return
+                return False
             if ptr_reg is not None:
                 self.adjust_ptr_min_max_vals(insn, info, d, s)
-                return
+                return False
             # scalar_alu reads its source only: a copy is needed when it is the
             # destination itself
             src = s.copy() if insn.src == insn.dst else s
@@ -1099,13 +1102,14 @@ class Verifier:
             src.type = T.SCALAR
             src.mark_known(insn.imm)
             self.adjust_ptr_min_max_vals(insn, info, d, src)
-            return
+            return False
         else:
             src = _const_reg(insn.imm)
-        width_before = d.width()
+        # (only a 32-bit add/sub link needs the width before the operation)
+        width_before = d.width() if alu32 and op in (ADD, SUB) else 0
         if op in (AND, OR) and src.type == T.SCALAR and src.mask == 0:
             self.maybe_fork_scalars(insn.dst, d)
-        scalar_alu(d, src, op, alu32)
+        concrete = scalar_alu(d, src, op, alu32)
         src_const = (src.mask & U32) == 0 if alu32 else src.mask == 0
         if op in (ADD, SUB) and d.id and src_const:
             # remember "d = (linked value) + val" so a later comparison of d also
@@ -1126,6 +1130,7 @@ class Verifier:
                 d.off = val
         else:
             d.id = 0
+        return concrete
 
     def maybe_fork_scalars(self, regno: int, d: Reg) -> None:
         """A value known to be 0 or -1 (``x s>> 63``) masked with a constant: explore

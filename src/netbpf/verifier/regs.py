@@ -1312,11 +1312,13 @@ def safe_to_compute(op: int, src: Reg, alu32: bool) -> bool:
     return False
 
 
-def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> None:
-    """adjust_scalar_min_max_vals: ``d = d OP s`` on two scalars (``s`` unchanged)."""
+def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> bool:
+    """adjust_scalar_min_max_vals: ``d = d OP s`` on two scalars (``s`` unchanged).
+    Returns True when the result is a constant computed concretely (its bounds are
+    consistent by construction: the caller may skip the sanity check)."""
     if not safe_to_compute(op, s, alu32):
         d.mark_unknown()
-        return
+        return False
     # both operands known: the abstract result is the concrete one (the tnum
     # operations are exact on constants and the bounds follow the tnum)
     if alu32:
@@ -1324,12 +1326,12 @@ def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> None:
             res = _concrete(op, d.value & U32, s.value & U32, 32)
             if res is not None:
                 d.mark_known(res & U32)
-                return
+                return True
     elif not d.mask and not s.mask:
         res = _concrete(op, d.value, s.value, 64)
         if res is not None:
             d.mark_known(res & U64)
-            return
+            return True
     if op == ADD:
         scalar32_add(d, s)
         scalar64_add(d, s)
@@ -1378,6 +1380,7 @@ def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> None:
     if alu32:
         d.zext_32_to_64()
     d.sync()
+    return False
 
 
 # --- branches: is_branch_taken / regs_refine_cond_op ------------------------------------
