@@ -197,16 +197,25 @@ def _forward(
     # without back-edges one pass in order is the fixpoint
     loops = any(q >= i for i in order for q in preds.get(i, ()))
     changed = True
+    none: Fwd = (0, 0, 0, 0)
     while changed:
         changed = False
         for i in order:
-            acc = list(entry) if i == start else [0, 0, 0, 0]
-            for q in preds.get(i, ()):
-                a = after.get(q)
-                if a is not None:
-                    for j in range(4):
-                        acc[j] |= a[j]
-            cur: Fwd = (acc[0], acc[1], acc[2], acc[3])
+            ps = preds.get(i, ())
+            cur: Fwd
+            if i != start and len(ps) == 1:
+                # straight-line code: the predecessor's facts as they are
+                cur = after.get(ps[0], none)
+            else:
+                p0, p1, p2, p3 = entry if i == start else none
+                for q in ps:
+                    a = after.get(q)
+                    if a is not None:
+                        p0 |= a[0]
+                        p1 |= a[1]
+                        p2 |= a[2]
+                        p3 |= a[3]
+                cur = (p0, p1, p2, p3)
             before[i] = cur
             out = _fwd_transfer(insns[i], cur, helpers, sub, spills)
             if after.get(i) != out:
@@ -455,6 +464,10 @@ def _backward(
 ) -> dict[int, int]:
     rel: dict[int, int] = dict.fromkeys(order, 0)
     loops = any(w <= i for i in order for w in succs[i])
+    #: the relevant-after each instruction's transfer last ran with: with loops, a
+    #: pass repeats the transfer only where it changed (the transfer is a function
+    #: of it, everything else being fixed during this call)
+    last_out: dict[int, int] = {}
     changed = True
     while changed:
         changed = False
@@ -462,6 +475,9 @@ def _backward(
             out = 0
             for w in succs[i]:
                 out |= rel.get(w, 0)
+            if last_out.get(i) == out:
+                continue
+            last_out[i] = out
             new = _bwd_transfer(
                 insns[i], out, fwd[i], helpers, callee_reads, i, jcc_sink, exit_r0, cb_reads, quiet
             )
@@ -628,22 +644,25 @@ def _prepare(
     # (then a call passing a stack pointer makes every caller slot matter); for the
     # widening variant an 8-byte load that may bring back a spilled pointer does not
     # count (widening touches scalars only, and is sound whatever it widens)
+    # the bpf-to-bpf call sites (insn -> callee) and the functions whose address is
+    # loaded, found once (call_maps runs once per round of the analysis)
+    local_calls: list[tuple[int, int]] = []
+    func_refs: list[int | None] = []
+    for i, insn in enumerate(insns):
+        if i in second_half:
+            continue
+        info = OPCODES.get(insn.opcode)
+        if info is None:
+            continue
+        if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
+            local_calls.append((i, starts.get(i + insn.imm + 1, 0)))
+        if info.kind is K.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+            func_refs.append(starts.get(i + insn.imm + 1))
+
     def call_maps(reads: list[bool]) -> tuple[dict[int, bool], dict[int, bool]]:
-        callee: dict[int, bool] = {}
+        callee: dict[int, bool] = {i: reads[k] for i, k in local_calls}
         cbs: dict[int, bool] = {}
-        cb_any = False
-        for i, insn in enumerate(insns):
-            if i in second_half:
-                continue
-            info = OPCODES.get(insn.opcode)
-            if info is None:
-                continue
-            if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
-                callee[i] = reads[starts.get(i + insn.imm + 1, 0)]
-            if info.kind is K.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
-                cb = starts.get(i + insn.imm + 1)
-                if cb is not None and reads[cb]:
-                    cb_any = True
+        cb_any = any(cb is not None and reads[cb] for cb in func_refs)
         for j, cb in cb_of.items():
             if cb is None:
                 if cb_any:
@@ -652,19 +671,28 @@ def _prepare(
                 cbs[j] = True
         return callee, cbs
 
-    def reads_of(k: int, rel: dict[int, int], liberal: bool) -> bool:
-        order, succs, fwd = subs[k]
+    # per function: its loads through pointers that may point into a stack frame,
+    # as (insn, dst register, "may bring back a spilled pointer")
+    stack_loads: list[list[tuple[int, int, bool]]] = []
+    for order, _, fwd in subs:
+        sites = []
         for i in order:
             ins = insns[i]
             inf = OPCODES[ins.opcode]
             if inf.kind is K.LDX and ins.src != 10 and (fwd[i][1] | fwd[i][2]) >> ins.src & 1:
-                if liberal and inf.size == 8 and (fwd[i][0] >> ins.src & 1):
-                    continue
-                out = 0
-                for x in succs[i]:
-                    out |= rel.get(x, 0)
-                if out >> ins.dst & 1:
-                    return True
+                sites.append((i, ins.dst, inf.size == 8 and bool(fwd[i][0] >> ins.src & 1)))
+        stack_loads.append(sites)
+
+    def reads_of(k: int, rel: dict[int, int], liberal: bool) -> bool:
+        succs = subs[k][1]
+        for i, dst, may_be_ptr in stack_loads[k]:
+            if liberal and may_be_ptr:
+                continue
+            out = 0
+            for x in succs[i]:
+                out |= rel.get(x, 0)
+            if out >> dst & 1:
+                return True
         return False
 
     return subs, call_maps, reads_of
