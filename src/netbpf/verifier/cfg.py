@@ -195,11 +195,14 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
             unreachable = i
             break
 
+    k = 0  # the function holding insn i (subprogs are sorted by start)
     for i, insn in enumerate(insns):
+        while k + 1 < len(subprogs) and subprogs[k + 1].start <= i:
+            k += 1
         if i in second_half:
             continue
         info = OPCODES[insn.opcode]
-        sub = subprogs[_find(subprogs, i)]
+        sub = subprogs[k]
         if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
             sub.calls.add(start_index.get(i + insn.imm + 1, 0))
         if info.kind in (K.LD_ABS, K.LD_IND):
@@ -209,14 +212,6 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
 
     live = _liveness(insns, subprogs, second_half, nargs)
     return Cfg(subprogs, second_half, prune, jmp_point, force, calls_cb, live, unreachable)
-
-
-def _find(subprogs: list[Subprog], idx: int) -> int:
-    k = 0
-    for j, s in enumerate(subprogs):
-        if s.start <= idx:
-            k = j
-    return k
 
 
 def _liveness(

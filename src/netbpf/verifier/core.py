@@ -288,7 +288,10 @@ class Verifier:
         #: global (non-static) functions: subprog index -> (name, argument kinds)
         self.globals: dict[int, tuple[str, list[tuple[str, int]]]] = {}
         self.globals_called: list[int] = []
-        self.infos: list[OpInfo | None] = [OPCODES.get(i.opcode) for i in self.insns]
+        infos = self.cache.get("infos")
+        if infos is None:
+            infos = self.cache["infos"] = [OPCODES.get(i.opcode) for i in self.insns]
+        self.infos: list[OpInfo | None] = infos
         #: the origin of the constant each ``rX = imm`` sets (built once per insn)
         self._const_origins: dict[int, tuple[int, str]] = {}
         self.aux = [InsnAux() for _ in self.insns]
@@ -826,8 +829,13 @@ class Verifier:
         k = info.kind
         if self.field_errors and idx in self.field_errors and k not in _LD_ABS_KINDS:
             raise self.fail(self.field_errors[idx], kind="insn")
+        # (the kinds are exclusive: tested in order of frequency)
         if k in K.ALU_KINDS:
             self.check_alu_op(insn, info)
+        elif k is K.JCC:
+            self.jmps_processed += 1
+            self.check_cond_jmp_op(insn, info)
+            return None
         elif k is K.LDX:
             self.check_load(insn, info)
         elif k is K.STX:
@@ -849,10 +857,6 @@ class Verifier:
             self.jmps_processed += 1
             off = insn.imm if info.cls == BPF_JMP32 else insn.off
             self.insn_idx += off + 1
-            return None
-        elif k is K.JCC:
-            self.jmps_processed += 1
-            self.check_cond_jmp_op(insn, info)
             return None
         elif k is K.MAY_GOTO:
             self.jmps_processed += 1
@@ -2269,11 +2273,13 @@ class Verifier:
         else:
             aux.branch = 2
         if pred == 1:
-            self.print_insn_state(this)
+            if self.log_level:
+                self.print_insn_state(this)
             self.insn_idx += insn.off + 1
             return
         if pred == 0:
-            self.print_insn_state(this)
+            if self.log_level:
+                self.print_insn_state(this)
             self.insn_idx += 1
             return
         linked: list[tuple[int, bool, int]] = []
@@ -3685,9 +3691,11 @@ def _const_reg(imm: int) -> Reg:
     if r is None:
         if len(_CONST_REGS) >= 4096:
             _CONST_REGS.clear()
-        r = _CONST_REGS[imm] = Reg()
+        r = Reg()
         r.type = T.SCALAR
         r.mark_known(imm)
+        # published only when complete (verifications may run in several threads)
+        _CONST_REGS[imm] = r
     return r
 
 
