@@ -3201,65 +3201,14 @@ class Verifier:
         mt = m.type
         M = MapType
         ok = True
-        by_map: dict[int, tuple[int, ...]] = {
-            M.PROG_ARRAY: (12,),
-            M.PERF_EVENT_ARRAY: (22, 25, 111, 55, 121),
-            M.RINGBUF: (130, 131, 134, 198, 199, 200),
-            M.USER_RINGBUF: (209,),
-            M.STACK_TRACE: (27,),
-            M.CGROUP_ARRAY: (33, 37),
-            M.CGROUP_STORAGE: (81,),
-            M.PERCPU_CGROUP_STORAGE: (81,),
-            M.DEVMAP: (51, 1),
-            M.DEVMAP_HASH: (51, 1),
-            M.CPUMAP: (51,),
-            M.XSKMAP: (51, 1),
-            M.ARRAY_OF_MAPS: (1,),
-            M.HASH_OF_MAPS: (1,),
-            M.SOCKMAP: (52, 53, 60, 82, 1),
-            M.SOCKHASH: (72, 70, 71, 82, 1),
-            M.REUSEPORT_SOCKARRAY: (82,),
-            M.QUEUE: (89, 88, 87),
-            M.STACK: (89, 88, 87),
-            M.SK_STORAGE: (107, 108, 194),
-            M.BLOOM_FILTER: (89, 87),
-        }
-        allowed = by_map.get(mt)
+        allowed = _MAP_HELPERS.get(mt)
         if allowed is not None and func_id not in allowed:
             if mt in (M.SOCKMAP, M.SOCKHASH) and func_id in (2, 3):
                 if not self.may_update_sockmap(func_id):
                     ok = False
             else:
                 ok = False
-        by_func: dict[int, tuple[int, ...]] = {
-            12: (M.PROG_ARRAY,),
-            22: (M.PERF_EVENT_ARRAY,),
-            25: (M.PERF_EVENT_ARRAY,),
-            55: (M.PERF_EVENT_ARRAY,),
-            121: (M.PERF_EVENT_ARRAY,),
-            130: (M.RINGBUF,),
-            131: (M.RINGBUF,),
-            134: (M.RINGBUF,),
-            27: (M.STACK_TRACE,),
-            33: (M.CGROUP_ARRAY,),
-            37: (M.CGROUP_ARRAY,),
-            51: (M.DEVMAP, M.DEVMAP_HASH, M.CPUMAP, M.XSKMAP),
-            52: (M.SOCKMAP,),
-            60: (M.SOCKMAP,),
-            53: (M.SOCKMAP,),
-            72: (M.SOCKHASH,),
-            71: (M.SOCKHASH,),
-            70: (M.SOCKHASH,),
-            81: (M.CGROUP_STORAGE, M.PERCPU_CGROUP_STORAGE),
-            82: (M.REUSEPORT_SOCKARRAY, M.SOCKMAP, M.SOCKHASH),
-            88: (M.QUEUE, M.STACK),
-            89: (M.QUEUE, M.STACK, M.BLOOM_FILTER),
-            87: (M.QUEUE, M.STACK, M.BLOOM_FILTER),
-            195: (M.PERCPU_ARRAY, M.PERCPU_HASH, M.LRU_PERCPU_HASH),
-            107: (M.SK_STORAGE,),
-            108: (M.SK_STORAGE,),
-        }
-        fa = by_func.get(func_id)
+        fa = _HELPER_MAPS.get(func_id)
         if fa is not None and mt not in fa:
             ok = False
         if not ok:
@@ -3819,6 +3768,62 @@ def _helper_nargs() -> dict[int, int]:
 
 
 _HELPER_NARGS: dict[int, int] | None = None
+
+
+#: map type -> the helpers that may take it (check_map_func_compatibility), and
+#: helper -> the map types it takes; module constants, not rebuilt per call
+_MAP_HELPERS: dict[int, tuple[int, ...]] = {
+    MapType.PROG_ARRAY: (12,),
+    MapType.PERF_EVENT_ARRAY: (22, 25, 111, 55, 121),
+    MapType.RINGBUF: (130, 131, 134, 198, 199, 200),
+    MapType.USER_RINGBUF: (209,),
+    MapType.STACK_TRACE: (27,),
+    MapType.CGROUP_ARRAY: (33, 37),
+    MapType.CGROUP_STORAGE: (81,),
+    MapType.PERCPU_CGROUP_STORAGE: (81,),
+    MapType.DEVMAP: (51, 1),
+    MapType.DEVMAP_HASH: (51, 1),
+    MapType.CPUMAP: (51,),
+    MapType.XSKMAP: (51, 1),
+    MapType.ARRAY_OF_MAPS: (1,),
+    MapType.HASH_OF_MAPS: (1,),
+    MapType.SOCKMAP: (52, 53, 60, 82, 1),
+    MapType.SOCKHASH: (72, 70, 71, 82, 1),
+    MapType.REUSEPORT_SOCKARRAY: (82,),
+    MapType.QUEUE: (89, 88, 87),
+    MapType.STACK: (89, 88, 87),
+    MapType.SK_STORAGE: (107, 108, 194),
+    MapType.BLOOM_FILTER: (89, 87),
+}
+
+_HELPER_MAPS: dict[int, tuple[int, ...]] = {
+    12: (MapType.PROG_ARRAY,),
+    22: (MapType.PERF_EVENT_ARRAY,),
+    25: (MapType.PERF_EVENT_ARRAY,),
+    55: (MapType.PERF_EVENT_ARRAY,),
+    121: (MapType.PERF_EVENT_ARRAY,),
+    130: (MapType.RINGBUF,),
+    131: (MapType.RINGBUF,),
+    134: (MapType.RINGBUF,),
+    27: (MapType.STACK_TRACE,),
+    33: (MapType.CGROUP_ARRAY,),
+    37: (MapType.CGROUP_ARRAY,),
+    51: (MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP),
+    52: (MapType.SOCKMAP,),
+    60: (MapType.SOCKMAP,),
+    53: (MapType.SOCKMAP,),
+    72: (MapType.SOCKHASH,),
+    71: (MapType.SOCKHASH,),
+    70: (MapType.SOCKHASH,),
+    81: (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE),
+    82: (MapType.REUSEPORT_SOCKARRAY, MapType.SOCKMAP, MapType.SOCKHASH),
+    88: (MapType.QUEUE, MapType.STACK),
+    89: (MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER),
+    87: (MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER),
+    195: (MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH),
+    107: (MapType.SK_STORAGE,),
+    108: (MapType.SK_STORAGE,),
+}
 
 
 def _helper_uses() -> dict[int, HelperUse]:

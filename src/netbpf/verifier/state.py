@@ -93,7 +93,8 @@ class FuncState:
 @dataclass
 class RefState:
     """An acquired reference (socket from sk_lookup_*, ringbuf record...) or a held
-    spin lock: its id and the instruction that acquired it."""
+    spin lock: its id and the instruction that acquired it.  Never modified once
+    created (states add and remove them): state copies share them."""
 
     id: int
     insn_idx: int
@@ -153,7 +154,7 @@ class VState:
     def copy(self) -> VState:
         s = VState.__new__(VState)
         s.frames = [f.copy() for f in self.frames]
-        s.refs = [RefState(r.id, r.insn_idx, r.kind, r.what) for r in self.refs]
+        s.refs = list(self.refs)  # RefStates are never modified: shared
         s.active_lock_id = self.active_lock_id
         s.active_lock_ptr = self.active_lock_ptr
         s.parent = self.parent
