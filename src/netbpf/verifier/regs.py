@@ -765,7 +765,12 @@ def _sync(
             s32min = s32max = u32min - (1 << 32) if u32min & 0x8000_0000 else u32min
         if step:
             break
-        for _ in range(2):
+        # the deduction below is a function of these ten numbers: when its first pass
+        # leaves them unchanged, the second would too
+        before = (v, m, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
+        for rnd in range(2):
+            if rnd and (v, m, umin, umax, smin, smax, u32min, u32max, s32min, s32max) == before:
+                break
             # __reg32_deduce_bounds
             if (umin >> 32) == (umax >> 32):
                 if (umin & U32) > u32min:
