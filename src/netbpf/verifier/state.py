@@ -79,8 +79,10 @@ class FuncState:
 
     def copy(self) -> FuncState:
         f = FuncState.__new__(FuncState)
-        f.regs = [r.copy() for r in self.regs]
-        f.stack = [s.copy() for s in self.stack]
+        # (map() over the unbound methods: states are copied at every branch and
+        # checkpoint, and this is measurably faster than a comprehension)
+        f.regs = list(map(Reg.copy, self.regs))
+        f.stack = list(map(StackSlot.copy, self.stack))
         f.frameno = self.frameno
         f.callsite = self.callsite
         f.subprogno = self.subprogno
@@ -153,7 +155,7 @@ class VState:
 
     def copy(self) -> VState:
         s = VState.__new__(VState)
-        s.frames = [f.copy() for f in self.frames]
+        s.frames = list(map(FuncState.copy, self.frames))
         s.refs = list(self.refs)  # RefStates are never modified: shared
         s.active_lock_id = self.active_lock_id
         s.active_lock_ptr = self.active_lock_ptr
