@@ -33,8 +33,9 @@ unprivileged mode.  See docs/verifier.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from netbpf.errors import InstructionError, NotSupportedError, VerifierError
@@ -46,6 +47,7 @@ from netbpf.uapi.sections import NON_NETWORKING
 from netbpf.verifier.core import Abandon, InsnAux, Reject, Verifier
 from netbpf.verifier.explain import explain
 from netbpf.verifier.maps import MapInfo, map_info
+from netbpf.verifier.regs import clear_sync_memo
 
 __all__ = [
     "InsnAux",
@@ -106,6 +108,8 @@ class VerifierRejection(VerifierError):
         hint: str,
         processed_insns: int,
     ) -> None:
+        #: a callable that computes the log when it is first read (see ``log``)
+        self._log_later: Callable[[], str] | None = None
         super().__init__(summary, index=index, log=log, program=program)
         self.lines = lines
         self.kind = kind
@@ -113,6 +117,24 @@ class VerifierRejection(VerifierError):
         self.origin = origin
         self.hint = hint
         self.processed_insns = processed_insns
+
+    @property
+    def log(self) -> str:  # type: ignore[override]
+        """The verifier log (at level 1 when verification ran at level 0).
+
+        At level 0 the log of a refusal comes from verifying the program once more at
+        level 1, which costs more than the refusal itself (every instruction of the
+        path to the error is formatted); most callers only want ``summary``, so
+        that run happens here, the first time the log is read."""
+        if self._log_later is not None:
+            self._log = self._log_later()
+            self._log_later = None
+        return self._log
+
+    @log.setter
+    def log(self, value: str) -> None:
+        self._log = value
+        self._log_later = None
 
     def describe(self) -> str:
         """A multi-line report: the error, the C line, the origin, the fix."""
@@ -223,6 +245,21 @@ def _run_to_end(
         return v, predicted
 
 
+def _level1_log(
+    spec: ProgramSpec,
+    slots: dict[int, tuple[MapInfo, int | None]],
+    insn_limit: int,
+    predicted: frozenset[int],
+) -> str:
+    """The level-1 log of a refused program: its last run again, logging."""
+    try:
+        _run_to_end(spec, slots, 1, insn_limit, predicted)
+    except Reject as rej:
+        again = rej.verifier  # type: ignore[attr-defined]
+        return again.log.text() + again.stats_line() + "\n"
+    return ""  # pragma: no cover - the same run refused the program at level 0
+
+
 def _gpl_compatible(lic: str) -> bool:
     return lic in (
         "GPL",
@@ -259,6 +296,9 @@ def verify(
             f"verifying program {spec.name!r} of type {spec.prog_type.name}",
             "netbpf models the networking program types; load it with KernelBackend",
         )
+    # each verification starts with an empty bounds memo: its cost (and the time a
+    # benchmark measures) does not depend on what was verified before
+    clear_sync_memo()
     try:
         # what Linux refuses before it walks any path; the rest of each instruction's
         # checks run where a path reaches it (netbpf.isa.validate's module docstring)
@@ -291,17 +331,10 @@ def verify(
         if rej.why:
             why = rej.why
         log = v.log.text()
-        if not log_level:
-            try:
-                _run_to_end(spec, slots, 1, insn_limit, predicted)
-            except Reject as rej2:
-                again = rej2.verifier  # type: ignore[attr-defined]
-                log = again.log.text()
-                log += again.stats_line() + "\n"
-        else:
+        if log_level:
             log += v.stats_line() + "\n"
         lines = tuple(v.err_lines) or ("rejected",)
-        raise VerifierRejection(
+        err = VerifierRejection(
             lines[0],
             index=idx,
             log=log,
@@ -312,7 +345,10 @@ def verify(
             origin=why,
             hint=hint,
             processed_insns=v.insn_processed,
-        ) from None
+        )
+        if not log_level:
+            err._log_later = partial(_level1_log, spec, slots, insn_limit, predicted)
+        raise err from None
     log = v.log.text() if log_level >= 2 else ""
     log += v.stats_line() + "\n"
     cfg = v.cfg

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from netbpf.isa.instruction import Instruction
-from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind
+from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES
 from netbpf.isa.validate import subprogram_starts
 from netbpf.uapi import BPF_CMPXCHG, BPF_JMP32, BPF_PSEUDO_CALL, BPF_PSEUDO_FUNC, BPF_X
+from netbpf.verifier import kinds as K
 
 __all__ = ["Cfg", "Subprog", "analyse"]
 
@@ -70,13 +71,13 @@ def _succ(insns: Sequence[Instruction], i: int) -> list[int]:
     insn = insns[i]
     info = OPCODES[insn.opcode]
     k = info.kind
-    if k is Kind.EXIT:
+    if k is K.EXIT:
         return []
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         return [i + 2]
-    if k is Kind.JA:
+    if k is K.JA:
         return [i + (insn.imm if info.cls == BPF_JMP32 else insn.off) + 1]
-    if k in (Kind.JCC, Kind.MAY_GOTO):
+    if k in (K.JCC, K.MAY_GOTO):
         return [i + 1, i + insn.off + 1]
     return [i + 1]
 
@@ -85,25 +86,25 @@ def _use_def(insn: Instruction, nargs: dict[int, int]) -> tuple[int, int]:
     info = OPCODES[insn.opcode]
     k = info.kind
     d, s = 1 << insn.dst, 1 << insn.src
-    if k is Kind.MOV:
+    if k is K.MOV:
         return (s if info.use_src_reg else 0), d
-    if k is Kind.ALU:
+    if k is K.ALU:
         return (d | s if info.use_src_reg else d), d
-    if k in (Kind.NEG, Kind.END):
+    if k in (K.NEG, K.END):
         return d, d
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         return 0, d
-    if k is Kind.LD_ABS:
+    if k is K.LD_ABS:
         return 1 << 6, CALLER_SAVED
-    if k is Kind.LD_IND:
+    if k is K.LD_IND:
         return (1 << 6) | s, CALLER_SAVED
-    if k is Kind.LDX:
+    if k is K.LDX:
         return s, d
-    if k is Kind.ST:
+    if k is K.ST:
         return d, 0
-    if k is Kind.STX:
+    if k is K.STX:
         return d | s, 0
-    if k is Kind.ATOMIC:
+    if k is K.ATOMIC:
         op = ATOMIC_OPS.get(insn.imm)  # None: refused if a path reaches it
         if insn.imm == BPF_LOAD_ACQ:
             return s, d
@@ -112,14 +113,14 @@ def _use_def(insn: Instruction, nargs: dict[int, int]) -> tuple[int, int]:
         if insn.imm == BPF_CMPXCHG:
             return d | s | 1, 1
         return d | s, (s if op is not None and op.fetch else 0)
-    if k is Kind.JCC:
+    if k is K.JCC:
         return (d | s if info.use_src_reg else d), 0
-    if k is Kind.CALL:
+    if k is K.CALL:
         if insn.src == 0 and insn.imm in nargs:
             n = nargs[insn.imm]
             return ((1 << (n + 1)) - 2), CALLER_SAVED
         return 0b111110, CALLER_SAVED
-    if k is Kind.EXIT:
+    if k is K.EXIT:
         return 1, 0
     return 0, 0
 
@@ -130,7 +131,7 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
     second_half: set[int] = set()
     i = 0
     while i < n:
-        if OPCODES[insns[i].opcode].kind is Kind.LD_IMM64:
+        if OPCODES[insns[i].opcode].kind is K.LD_IMM64:
             second_half.add(i + 1)
             i += 2
         else:
@@ -154,13 +155,13 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
         info = OPCODES[insn.opcode]
         k = info.kind
         edges: list[int] = []
-        if k is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+        if k is K.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
             edges = [t + 2, t + insn.imm + 1]
             prune[t + 2] = jmp_point[t + 2] = 1
             prune[t] = 1
             prune[t + insn.imm + 1] = jmp_point[t + insn.imm + 1] = 1
             subprogs[start_index.get(t + insn.imm + 1, 0)].is_cb = True
-        elif k is Kind.CALL:
+        elif k is K.CALL:
             edges = [t + 1]
             prune[t + 1] = jmp_point[t + 1] = 1
             if insn.src == BPF_PSEUDO_CALL:
@@ -169,13 +170,13 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
                 prune[t + insn.imm + 1] = jmp_point[t + insn.imm + 1] = 1
             elif insn.src == 0 and insn.imm in CALLBACK_HELPERS:
                 calls_cb[t] = force[t] = prune[t] = jmp_point[t] = 1
-        elif k is Kind.JA:
+        elif k is K.JA:
             w = _succ(insns, t)[0]
             edges = [w]
             prune[w] = jmp_point[w] = 1
-        elif k in (Kind.JCC, Kind.MAY_GOTO):
+        elif k in (K.JCC, K.MAY_GOTO):
             prune[t] = 1
-            if k is Kind.MAY_GOTO:
+            if k is K.MAY_GOTO:
                 force[t] = 1
             w = t + insn.off + 1
             edges = [t + 1, w]
@@ -194,28 +195,23 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
             unreachable = i
             break
 
+    k = 0  # the function holding insn i (subprogs are sorted by start)
     for i, insn in enumerate(insns):
+        while k + 1 < len(subprogs) and subprogs[k + 1].start <= i:
+            k += 1
         if i in second_half:
             continue
         info = OPCODES[insn.opcode]
-        sub = subprogs[_find(subprogs, i)]
-        if info.kind is Kind.CALL and insn.src == BPF_PSEUDO_CALL:
+        sub = subprogs[k]
+        if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
             sub.calls.add(start_index.get(i + insn.imm + 1, 0))
-        if info.kind in (Kind.LD_ABS, Kind.LD_IND):
+        if info.kind in (K.LD_ABS, K.LD_IND):
             sub.has_ld_abs = True
-        if info.kind is Kind.CALL and insn.src == 0 and insn.imm == 12:
+        if info.kind is K.CALL and insn.src == 0 and insn.imm == 12:
             sub.has_tail_call = True
 
     live = _liveness(insns, subprogs, second_half, nargs)
     return Cfg(subprogs, second_half, prune, jmp_point, force, calls_cb, live, unreachable)
-
-
-def _find(subprogs: list[Subprog], idx: int) -> int:
-    k = 0
-    for j, s in enumerate(subprogs):
-        if s.start <= idx:
-            k = j
-    return k
 
 
 def _liveness(

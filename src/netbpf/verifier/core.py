@@ -20,7 +20,7 @@ from typing import Any
 
 from netbpf.isa.disasm import format_insn
 from netbpf.isa.instruction import Instruction
-from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind, OpInfo
+from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, OpInfo
 from netbpf.isa.validate import field_errors, reserved_cleared
 from netbpf.uapi import (
     BPF_ALU64,
@@ -39,10 +39,11 @@ from netbpf.uapi import (
     MapType,
     ProgramType,
 )
+from netbpf.verifier import kinds as K
 from netbpf.verifier.btfwalk import WalkError, WalkResult, has_struct, map_struct, struct_access
 from netbpf.verifier.cfg import CALLBACK_HELPERS, Cfg, analyse, live_str
 from netbpf.verifier.ctx import ctx_access, sock_access
-from netbpf.verifier.fmt import frame_str, snum
+from netbpf.verifier.fmt import STACK_DYNPTR, STACK_ITER, frame_str, snum
 from netbpf.verifier.helpers import (
     PROTOS,
     RET_TYPES,
@@ -162,7 +163,7 @@ _PKT_READ = _PKT_WRITE | {
 }
 _LD_ABS_TYPES = {ProgramType.SOCKET_FILTER, ProgramType.SCHED_CLS, ProgramType.SCHED_ACT}
 #: their reserved fields are checked after the program type (check_ld_abs)
-_LD_ABS_KINDS = (Kind.LD_ABS, Kind.LD_IND)
+_LD_ABS_KINDS = (K.LD_ABS, K.LD_IND)
 
 
 class Abandon(Exception):
@@ -186,7 +187,7 @@ class Reject(Exception):
         self.why = why
 
 
-@dataclass
+@dataclass(slots=True)
 class _StackElem:
     st: VState
     insn_idx: int
@@ -194,14 +195,14 @@ class _StackElem:
     log_pos: int
 
 
-@dataclass
+@dataclass(slots=True)
 class _Explored:
     st: VState
     hit_cnt: int = 0
     miss_cnt: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class InsnAux:
     """Per-instruction facts gathered over every path (``bpf_insn_aux_data``): what
     engines or tools may use after verification."""
@@ -287,7 +288,12 @@ class Verifier:
         #: global (non-static) functions: subprog index -> (name, argument kinds)
         self.globals: dict[int, tuple[str, list[tuple[str, int]]]] = {}
         self.globals_called: list[int] = []
-        self.infos: list[OpInfo | None] = [OPCODES.get(i.opcode) for i in self.insns]
+        infos = self.cache.get("infos")
+        if infos is None:
+            infos = self.cache["infos"] = [OPCODES.get(i.opcode) for i in self.insns]
+        self.infos: list[OpInfo | None] = infos
+        #: the origin of the constant each ``rX = imm`` sets (built once per insn)
+        self._const_origins: dict[int, tuple[int, str]] = {}
         self.aux = [InsnAux() for _ in self.insns]
         self.err_lines: list[str] = []
         self.id_gen = 0
@@ -319,6 +325,7 @@ class Verifier:
         self.error_insn: int | None = None
         self.error_reg: int | None = None
         self.error_state: VState | None = None
+        self._return_range = self._compute_return_range()
 
     # ------------------------------------------------------------------ logging ------
 
@@ -383,7 +390,7 @@ class Verifier:
             # instruction as if they were zero
             shown = [reserved_cleared(insn, info), *self.insns[idx + 1 : idx + 2]]
             text = format_insn(shown, 0, style="verifier")
-        if info is not None and info.kind is Kind.LD_IMM64:
+        if info is not None and info.kind is K.LD_IMM64:
             if insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX):
                 m = self.maps_by_slot.get(idx)
                 text = f"r{insn.dst} = map[id:{m[0].name if m else insn.imm}]"
@@ -398,7 +405,7 @@ class Verifier:
     # ----------------------------------------------------------------- top level ------
 
     def run(self) -> None:
-        nargs = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
+        nargs = _helper_nargs()
         cfg = self.cache.get("cfg")
         if cfg is None:
             cfg = self.cache["cfg"] = analyse(self.insns, nargs)
@@ -456,7 +463,7 @@ class Verifier:
         out = set()
         for i, insn in enumerate(self.insns):
             info = self.infos[i]
-            if info is None or info.kind is not Kind.CALL or insn.src != 0:
+            if info is None or info.kind is not K.CALL or insn.src != 0:
                 continue
             if insn.imm != 1:
                 continue
@@ -468,14 +475,14 @@ class Verifier:
                     j -= 1
                     continue
                 if inf is None or inf.kind in (
-                    Kind.JA,
-                    Kind.JCC,
-                    Kind.EXIT,
-                    Kind.CALL,
-                    Kind.MAY_GOTO,
+                    K.JA,
+                    K.JCC,
+                    K.EXIT,
+                    K.CALL,
+                    K.MAY_GOTO,
                 ):
                     break
-                if inf.kind is Kind.LD_IMM64 and ij.dst == 1:
+                if inf.kind is K.LD_IMM64 and ij.dst == 1:
                     m = self.maps_by_slot.get(j)
                     if (
                         m is not None
@@ -488,7 +495,7 @@ class Verifier:
                     ):
                         out.add(i)
                     break
-                if ij.dst == 1 and inf.kind not in (Kind.ST, Kind.STX):
+                if ij.dst == 1 and inf.kind not in (K.ST, K.STX):
                     break
                 j -= 1
         return frozenset(out)
@@ -506,7 +513,7 @@ class Verifier:
                 )
         for i, insn in enumerate(self.insns):
             info = self.infos[i]
-            if info is None or info.kind is not Kind.LD_IMM64 or i in self.cfg.second_half:  # type: ignore[union-attr]
+            if info is None or info.kind is not K.LD_IMM64 or i in self.cfg.second_half:  # type: ignore[union-attr]
                 continue
             src = insn.src
             if src == BPF_PSEUDO_BTF_ID:
@@ -750,27 +757,32 @@ class Verifier:
         self.insn_idx = start
         self.prev_insn_idx = start
         self.log_at_start = True
-        if self.log_level:
-            pass
+        # loop invariants in locals (this loop runs once per processed instruction)
+        prune = cfg.prune
+        aux = self.aux
+        n = self.n
+        limit = self.insn_limit
+        log_level = self.log_level
         while True:
             idx = self.insn_idx
-            if idx >= self.n or idx < 0:
-                raise self.fail(f"invalid insn idx {idx} insn_cnt {self.n}", kind="cfg")
-            self.insn_processed += 1
-            if self.insn_processed > self.abandon_at:
+            if idx >= n or idx < 0:
+                raise self.fail(f"invalid insn idx {idx} insn_cnt {n}", kind="cfg")
+            processed = self.insn_processed = self.insn_processed + 1
+            if processed > self.abandon_at:
                 # this run's verdict will not count (new predicted jumps): stop
                 # collecting them after a while and start over
                 raise Abandon()
-            if self.insn_processed > self.insn_limit:
+            if processed > limit:
                 raise self.fail(
-                    f"BPF program is too large. Processed {self.insn_processed} insn", kind="limit"
+                    f"BPF program is too large. Processed {processed} insn", kind="limit"
                 )
             st = self.cur
             st.insn_idx = idx
-            self.err_lines = []
-            if cfg.prune[idx]:
+            if self.err_lines:
+                self.err_lines = []
+            if prune[idx]:
                 if self._is_state_visited(idx):
-                    if self.log_level:
+                    if log_level:
                         if do_print_state:
                             self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}: safe\n")
                         else:
@@ -779,12 +791,12 @@ class Verifier:
                         return
                     do_print_state = True
                     continue
-            st = self.cur
-            if self.log_level >= 2 and do_print_state:
-                self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}:")
-                self.print_state(st, True)
-                do_print_state = False
-            if self.log_level:
+            if log_level:
+                st = self.cur
+                if log_level >= 2 and do_print_state:
+                    self.verbose(f"\nfrom {self.prev_insn_idx} to {idx}:")
+                    self.print_state(st, True)
+                    do_print_state = False
                 if self.scratched_regs or self.scratched_slots:
                     self.print_insn_state(st)
                 self.prev_log_pos = self.log.end_pos
@@ -792,7 +804,7 @@ class Verifier:
                 self.verbose(line)
                 self.prev_insn_print_pos = len(line)
                 self.prev_log_pos = self.log.end_pos
-            self.aux[idx].seen = True
+            aux[idx].seen = True
             self.prev_insn_idx = idx
             result = self._do_check_insn(idx)
             if result == "exit":
@@ -817,39 +829,40 @@ class Verifier:
         k = info.kind
         if self.field_errors and idx in self.field_errors and k not in _LD_ABS_KINDS:
             raise self.fail(self.field_errors[idx], kind="insn")
-        if k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END):
+        # (the kinds are exclusive: tested in order of frequency)
+        if k in K.ALU_KINDS:
             self.check_alu_op(insn, info)
-        elif k is Kind.LDX:
+        elif k is K.JCC:
+            self.jmps_processed += 1
+            self.check_cond_jmp_op(insn, info)
+            return None
+        elif k is K.LDX:
             self.check_load(insn, info)
-        elif k is Kind.STX:
+        elif k is K.STX:
             self.check_store_reg(insn, info)
-        elif k is Kind.ST:
+        elif k is K.ST:
             self.check_reg_arg(insn.dst, src=True)
             dtype = self.regs[insn.dst].type
             self.check_mem_access(insn.dst, insn.off, info.size, write=True, value_regno=-1)
             self.save_aux_ptr_type(dtype)
-        elif k is Kind.ATOMIC:
+        elif k is K.ATOMIC:
             self.check_atomic(insn, info)
-        elif k is Kind.LD_IMM64:
+        elif k is K.LD_IMM64:
             self.check_ld_imm(insn, idx)
             self.insn_idx += 2
             return None
-        elif k in (Kind.LD_ABS, Kind.LD_IND):
+        elif k in (K.LD_ABS, K.LD_IND):
             self.check_ld_abs(insn, info)
-        elif k is Kind.JA:
+        elif k is K.JA:
             self.jmps_processed += 1
             off = insn.imm if info.cls == BPF_JMP32 else insn.off
             self.insn_idx += off + 1
             return None
-        elif k is Kind.JCC:
-            self.jmps_processed += 1
-            self.check_cond_jmp_op(insn, info)
-            return None
-        elif k is Kind.MAY_GOTO:
+        elif k is K.MAY_GOTO:
             self.jmps_processed += 1
             self.check_may_goto(insn)
             return None
-        elif k is Kind.CALL:
+        elif k is K.CALL:
             self.jmps_processed += 1
             if self.cur.active_lock_id or any(r.kind == "lock" for r in self.cur.refs):
                 if (insn.src == 0 and insn.imm != 94) or insn.src == BPF_PSEUDO_KFUNC_CALL:
@@ -867,9 +880,9 @@ class Verifier:
                 )
             self.check_helper_call(insn, idx)
             self.mark_reg_scratched(0)
-        elif k is Kind.CALLX:
+        elif k is K.CALLX:
             raise self.fail(f"unknown opcode {insn.opcode:02x}", kind="insn")
-        elif k is Kind.EXIT:
+        elif k is K.EXIT:
             self.jmps_processed += 1
             return self.process_exit()
         self.insn_idx += 1
@@ -888,8 +901,8 @@ class Verifier:
         unknown scalar (DST_OP_NO_MARK: ``mark=False`` leaves it to the caller)."""
         if regno > 10:
             raise self.fail(f"R{regno} is invalid", kind="insn")
-        self.mark_reg_scratched(regno)
-        r = self.regs[regno]
+        self.scratched_regs |= 1 << regno
+        r = self.cur.frames[-1].regs[regno]
         if src:
             if r.type == T.NOT_INIT:
                 raise self.fail(f"R{regno} !read_ok", reg=regno, kind="uninit_reg")
@@ -908,11 +921,11 @@ class Verifier:
     def check_alu_op(self, insn: Instruction, info: OpInfo) -> None:
         op = info.op
         alu32 = info.cls != BPF_ALU64
-        regs = self.regs
-        if info.kind in (Kind.END, Kind.NEG):
+        regs = self.cur.frames[-1].regs
+        if info.kind in (K.END, K.NEG):
             self.check_reg_arg(insn.dst, src=True)
             d = regs[insn.dst]
-            if info.kind is Kind.NEG and d.type == T.SCALAR:
+            if info.kind is K.NEG and d.type == T.SCALAR:
                 self.mark_reg_scratched(insn.dst)
                 scalar_alu(d, d, NEG, alu32)
                 d.id = 0
@@ -929,11 +942,11 @@ class Verifier:
             else:
                 self.check_reg_arg(insn.dst)
                 d = regs[insn.dst]
-                if info.kind is Kind.END:
+                if info.kind is K.END:
                     self.set_origin(insn.dst, "a byte swap")
             self.bounds_sanity(insn.dst, "alu")
             return
-        if info.kind is Kind.MOV:
+        if info.kind is K.MOV:
             if info.use_src_reg and not alu32 and insn.off == 1:
                 raise self.fail(
                     "addr_space_cast insn can only be used in a program that has an "
@@ -992,28 +1005,46 @@ class Verifier:
                     d.zext_32_to_64()
                     d.sync()
             else:
-                d.mark_unknown()
-                d.type = T.SCALAR
-                d.mark_known(insn.imm if not alu32 else insn.imm & U32)
-                d.origin = (self.insn_idx, f"the constant {snum(d.value)}")
+                d.mark_scalar_known(insn.imm if not alu32 else insn.imm & U32)
+                idx = self.insn_idx
+                origin = self._const_origins.get(idx)
+                if origin is None:
+                    origin = self._const_origins[idx] = (idx, f"the constant {snum(d.value)}")
+                d.origin = origin
+                # (a known constant's bounds are consistent: no sanity check needed)
+                return
             self.bounds_sanity(insn.dst, "alu")
             return
-        # all other ALU ops
+        # all other ALU ops: check_reg_arg(src, SRC_OP), check_reg_arg(dst, SRC_OP),
+        # the constant checks, check_reg_arg(dst, DST_OP_NO_MARK), inlined (the most
+        # frequent instructions)
+        dst = insn.dst
         if info.use_src_reg:
-            self.check_reg_arg(insn.src, src=True)
-        self.check_reg_arg(insn.dst, src=True)
-        if op in (DIV, MOD) and not info.use_src_reg and insn.imm == 0:
-            raise self.fail("div by zero", kind="div0")
-        if op in (LSH, RSH, ARSH) and not info.use_src_reg:
-            size = 32 if alu32 else 64
-            if insn.imm < 0 or insn.imm >= size:
+            if insn.src > 10:
+                raise self.fail(f"R{insn.src} is invalid", kind="insn")
+            self.scratched_regs |= 1 << insn.src
+            if regs[insn.src].type == T.NOT_INIT:
+                raise self.fail(f"R{insn.src} !read_ok", reg=insn.src, kind="uninit_reg")
+        if dst > 10:
+            raise self.fail(f"R{dst} is invalid", kind="insn")
+        self.scratched_regs |= 1 << dst
+        if regs[dst].type == T.NOT_INIT:
+            raise self.fail(f"R{dst} !read_ok", reg=dst, kind="uninit_reg")
+        if not info.use_src_reg:
+            if op in (DIV, MOD) and insn.imm == 0:
+                raise self.fail("div by zero", kind="div0")
+            if op in (LSH, RSH, ARSH) and not 0 <= insn.imm < (32 if alu32 else 64):
                 raise self.fail(f"invalid shift {insn.imm}", kind="shift")
-        self.check_reg_arg(insn.dst, mark=False)
-        self.adjust_reg_min_max_vals(insn, info)
-        self.bounds_sanity(insn.dst, "alu")
+        if dst == 10:
+            raise self.fail("frame pointer is read only", kind="fp_ro")
+        if self.adjust_reg_min_max_vals(insn, info):
+            return  # a concretely computed constant: consistent bounds
+        d = regs[dst]
+        if d.type == T.SCALAR:
+            self.reg_bounds_sanity(d, "alu")
 
     def bounds_sanity(self, regno: int, ctx: str) -> None:
-        r = self.regs[regno]
+        r = self.cur.frames[-1].regs[regno]
         if r.type == T.SCALAR:
             self.reg_bounds_sanity(r, ctx)
 
@@ -1040,8 +1071,10 @@ class Verifier:
         if not s.id and s.mask != 0:
             s.id = self.new_id()
 
-    def adjust_reg_min_max_vals(self, insn: Instruction, info: OpInfo) -> None:
-        regs = self.regs
+    def adjust_reg_min_max_vals(self, insn: Instruction, info: OpInfo) -> bool:
+        """adjust_reg_min_max_vals; True when the destination became a constant
+        computed concretely (no bounds sanity check needed)."""
+        regs = self.cur.frames[-1].regs
         d = regs[insn.dst]
         op = info.op
         alu32 = info.cls != BPF_ALU64
@@ -1053,7 +1086,7 @@ class Verifier:
                     if op == SUB:
                         d.mark_unknown()
                         d.origin = (self.insn_idx, "a difference of two pointers")
-                        return
+                        return False
                     raise self.fail(
                         f"R{insn.dst} pointer {_ALU_WORDS[op]} pointer prohibited",
                         reg=insn.dst,
@@ -1061,22 +1094,26 @@ class Verifier:
                     )
                 # scalar += pointer
                 self.adjust_ptr_min_max_vals(insn, info, s, d, off_is_dst=True)
-                return
+                return False
             if ptr_reg is not None:
                 self.adjust_ptr_min_max_vals(insn, info, d, s)
-                return
-            src = s.copy()
-        else:
+                return False
+            # scalar_alu reads its source only: a copy is needed when it is the
+            # destination itself
+            src = s.copy() if insn.src == insn.dst else s
+        elif ptr_reg is not None:
             src = Reg()
             src.type = T.SCALAR
             src.mark_known(insn.imm)
-            if ptr_reg is not None:
-                self.adjust_ptr_min_max_vals(insn, info, d, src)
-                return
-        width_before = d.width()
+            self.adjust_ptr_min_max_vals(insn, info, d, src)
+            return False
+        else:
+            src = _const_reg(insn.imm)
+        # (only a 32-bit add/sub link needs the width before the operation)
+        width_before = d.width() if alu32 and op in (ADD, SUB) else 0
         if op in (AND, OR) and src.type == T.SCALAR and src.mask == 0:
             self.maybe_fork_scalars(insn.dst, d)
-        scalar_alu(d, src, op, alu32)
+        concrete = scalar_alu(d, src, op, alu32)
         src_const = (src.mask & U32) == 0 if alu32 else src.mask == 0
         if op in (ADD, SUB) and d.id and src_const:
             # remember "d = (linked value) + val" so a later comparison of d also
@@ -1097,6 +1134,7 @@ class Verifier:
                 d.off = val
         else:
             d.id = 0
+        return concrete
 
     def maybe_fork_scalars(self, regno: int, d: Reg) -> None:
         """A value known to be 0 or -1 (``x s>> 63``) masked with a constant: explore
@@ -1303,7 +1341,7 @@ class Verifier:
     def check_load(self, insn: Instruction, info: OpInfo) -> None:
         self.check_reg_arg(insn.src, src=True)
         self.check_reg_arg(insn.dst, mark=False)
-        stype = self.regs[insn.src].type
+        stype = self.cur.frames[-1].regs[insn.src].type
         self.check_mem_access(
             insn.src, insn.off, info.size, write=False, value_regno=insn.dst, ldsx=info.signed
         )
@@ -1313,7 +1351,7 @@ class Verifier:
     def check_store_reg(self, insn: Instruction, info: OpInfo) -> None:
         self.check_reg_arg(insn.src, src=True)
         self.check_reg_arg(insn.dst, src=True)
-        dtype = self.regs[insn.dst].type
+        dtype = self.cur.frames[-1].regs[insn.dst].type
         self.check_mem_access(insn.dst, insn.off, info.size, write=True, value_regno=insn.src)
         self.save_aux_ptr_type(dtype)
 
@@ -1380,7 +1418,7 @@ class Verifier:
         strict: bool = False,
         ldsx: bool = False,
     ) -> None:
-        regs = self.regs
+        regs = self.cur.frames[-1].regs
         r = regs[regno]
         self.check_ptr_alignment(r, off, size, strict)
         off += r.off
@@ -1797,7 +1835,7 @@ class Verifier:
         s = st.stack[spi]
         reg = cur.regs[value_regno] if value_regno >= 0 else None
         insn = self.insns[self.insn_idx]
-        is_st = self.infos[self.insn_idx].kind is Kind.ST  # type: ignore[union-attr]
+        is_st = self.infos[self.insn_idx].kind is K.ST  # type: ignore[union-attr]
         self.mark_slot_scratched(spi)
         if reg is not None and not off % REG_SIZE and reg.type == T.SCALAR:
             fits = reg.width() <= 8 * size
@@ -1853,7 +1891,7 @@ class Verifier:
         max_off = ptr.smax + off + size
         value = cur.regs[value_regno] if value_regno >= 0 else None
         insn = self.insns[self.insn_idx]
-        is_st = self.infos[self.insn_idx].kind is Kind.ST  # type: ignore[union-attr]
+        is_st = self.infos[self.insn_idx].kind is K.ST  # type: ignore[union-attr]
         writing_zero = (value is not None and value.is_null()) or (
             value is None and is_st and insn.imm == 0
         )
@@ -2144,7 +2182,7 @@ class Verifier:
             raise self.fail(
                 "at the time of BPF_LD_ABS|IND R6 != pointer to skb", reg=6, kind="ld_abs"
             )
-        if info.kind is Kind.LD_IND:
+        if info.kind is K.LD_IND:
             self.check_reg_arg(insn.src, src=True)
         self.check_ptr_off_reg(self.regs[6], 6)
         for i in range(6):
@@ -2217,9 +2255,8 @@ class Verifier:
             self.check_reg_arg(insn.src, src=True)
             src = regs[insn.src]
         else:
-            src = Reg()
-            src.type = T.SCALAR
-            src.mark_known(insn.imm)
+            # shared and read-only: copied below before anything refines it
+            src = _const_reg(insn.imm)
         jmp32 = info.cls == BPF_JMP32
         pred = is_branch_taken(dst, src, op, jmp32)
         idx = self.insn_idx
@@ -2236,11 +2273,13 @@ class Verifier:
         else:
             aux.branch = 2
         if pred == 1:
-            self.print_insn_state(this)
+            if self.log_level:
+                self.print_insn_state(this)
             self.insn_idx += insn.off + 1
             return
         if pred == 0:
-            self.print_insn_state(this)
+            if self.log_level:
+                self.print_insn_state(this)
             self.insn_idx += 1
             return
         linked: list[tuple[int, bool, int]] = []
@@ -2253,7 +2292,7 @@ class Verifier:
         if info.use_src_reg:
             self.reg_set_min_max(oregs[insn.dst], oregs[insn.src], dst, src, op, jmp32)
         else:
-            fake0 = src
+            fake0 = src.copy()
             fake1 = src.copy()
             self.reg_set_min_max(oregs[insn.dst], fake0, dst, fake1, op, jmp32)
         if info.use_src_reg and src.type == T.SCALAR and src.id:
@@ -2614,6 +2653,12 @@ class Verifier:
         return "".join(parts)
 
     def return_range(self) -> tuple[int, int] | None:
+        """The range the program's return value must lie in (None: any), computed
+        once per run (in ``__init__``): it is asked at every exit, and comparing
+        enum members is slow."""
+        return self._return_range
+
+    def _compute_return_range(self) -> tuple[int, int] | None:
         pt, at = self.prog_type, self.attach_type
         A = AttachType
         if pt == ProgramType.CGROUP_SOCK_ADDR:
@@ -3159,65 +3204,14 @@ class Verifier:
         mt = m.type
         M = MapType
         ok = True
-        by_map: dict[int, tuple[int, ...]] = {
-            M.PROG_ARRAY: (12,),
-            M.PERF_EVENT_ARRAY: (22, 25, 111, 55, 121),
-            M.RINGBUF: (130, 131, 134, 198, 199, 200),
-            M.USER_RINGBUF: (209,),
-            M.STACK_TRACE: (27,),
-            M.CGROUP_ARRAY: (33, 37),
-            M.CGROUP_STORAGE: (81,),
-            M.PERCPU_CGROUP_STORAGE: (81,),
-            M.DEVMAP: (51, 1),
-            M.DEVMAP_HASH: (51, 1),
-            M.CPUMAP: (51,),
-            M.XSKMAP: (51, 1),
-            M.ARRAY_OF_MAPS: (1,),
-            M.HASH_OF_MAPS: (1,),
-            M.SOCKMAP: (52, 53, 60, 82, 1),
-            M.SOCKHASH: (72, 70, 71, 82, 1),
-            M.REUSEPORT_SOCKARRAY: (82,),
-            M.QUEUE: (89, 88, 87),
-            M.STACK: (89, 88, 87),
-            M.SK_STORAGE: (107, 108, 194),
-            M.BLOOM_FILTER: (89, 87),
-        }
-        allowed = by_map.get(mt)
+        allowed = _MAP_HELPERS.get(mt)
         if allowed is not None and func_id not in allowed:
             if mt in (M.SOCKMAP, M.SOCKHASH) and func_id in (2, 3):
                 if not self.may_update_sockmap(func_id):
                     ok = False
             else:
                 ok = False
-        by_func: dict[int, tuple[int, ...]] = {
-            12: (M.PROG_ARRAY,),
-            22: (M.PERF_EVENT_ARRAY,),
-            25: (M.PERF_EVENT_ARRAY,),
-            55: (M.PERF_EVENT_ARRAY,),
-            121: (M.PERF_EVENT_ARRAY,),
-            130: (M.RINGBUF,),
-            131: (M.RINGBUF,),
-            134: (M.RINGBUF,),
-            27: (M.STACK_TRACE,),
-            33: (M.CGROUP_ARRAY,),
-            37: (M.CGROUP_ARRAY,),
-            51: (M.DEVMAP, M.DEVMAP_HASH, M.CPUMAP, M.XSKMAP),
-            52: (M.SOCKMAP,),
-            60: (M.SOCKMAP,),
-            53: (M.SOCKMAP,),
-            72: (M.SOCKHASH,),
-            71: (M.SOCKHASH,),
-            70: (M.SOCKHASH,),
-            81: (M.CGROUP_STORAGE, M.PERCPU_CGROUP_STORAGE),
-            82: (M.REUSEPORT_SOCKARRAY, M.SOCKMAP, M.SOCKHASH),
-            88: (M.QUEUE, M.STACK),
-            89: (M.QUEUE, M.STACK, M.BLOOM_FILTER),
-            87: (M.QUEUE, M.STACK, M.BLOOM_FILTER),
-            195: (M.PERCPU_ARRAY, M.PERCPU_HASH, M.LRU_PERCPU_HASH),
-            107: (M.SK_STORAGE,),
-            108: (M.SK_STORAGE,),
-        }
-        fa = by_func.get(func_id)
+        fa = _HELPER_MAPS.get(func_id)
         if fa is not None and mt not in fa:
             ok = False
         if not ok:
@@ -3250,25 +3244,28 @@ class Verifier:
         cur = self.cur
         force_new = bool(cfg.force_checkpoint[idx])
         add_new = force_new
-        if (
-            self.jmps_processed - self.prev_jmps_processed >= 2
-            and self.insn_processed - self.prev_insn_processed >= 8
-        ):
+        jmps_since = self.jmps_processed - self.prev_jmps_processed
+        insns_since = self.insn_processed - self.prev_insn_processed
+        if jmps_since >= 2 and insns_since >= 8:
             add_new = True
         lst = self.explored.get(idx)
         states_cnt = 0
         if lst:
+            is_may_goto = force_new and self.infos[idx].kind is K.MAY_GOTO  # type: ignore[union-attr]
+            calls_callback = cfg.calls_callback[idx]
+            # (constant over the loop below: nothing is processed while it runs)
+            keep_looping_checkpoint = not force_new and jmps_since < 20 and insns_since < 100
             for e in list(lst):
                 states_cnt += 1
                 old = e.st
                 if old.branches:
-                    if cfg.force_checkpoint[idx] and self.infos[idx].kind is Kind.MAY_GOTO:  # type: ignore[union-attr]
+                    if is_may_goto:
                         if old.may_goto_depth != cur.may_goto_depth and self.states_equal(
                             old, cur, idx, 1
                         ):
                             e.hit_cnt += 1
                             return True
-                    elif cfg.calls_callback[idx]:
+                    elif calls_callback:
                         if self.states_equal(old, cur, idx, 1):
                             e.hit_cnt += 1
                             return True
@@ -3282,18 +3279,14 @@ class Verifier:
                         self.note("cur state:" + self._state_text(cur))
                         self.note("old state:" + self._state_text(old))
                         raise Reject(None, "infinite_loop")
-                    if (
-                        not force_new
-                        and self.jmps_processed - self.prev_jmps_processed < 20
-                        and self.insn_processed - self.prev_insn_processed < 100
-                    ):
+                    if keep_looping_checkpoint:
                         add_new = False
                 elif self.states_equal(old, cur, idx, 0):
                     e.hit_cnt += 1
                     return True
                 if add_new:
                     e.miss_cnt += 1
-                n = 64 if (cfg.force_checkpoint[idx] and old.branches > 0) else 3
+                n = 64 if (force_new and old.branches > 0) else 3
                 if e.miss_cnt > e.hit_cnt * n + n:
                     lst.remove(e)
                     self.explored_size -= 1
@@ -3315,11 +3308,33 @@ class Verifier:
         return False
 
     def _states_maybe_looping(self, old: VState, cur: VState) -> bool:
+        """states_maybe_looping: the registers of the current frames are exactly
+        equal (``_regs_exact_simple`` on each, written out: in a loop this runs
+        against every state of the loop head, and the numbers usually differ, so
+        they are compared first)."""
         if len(old.frames) != len(cur.frames):
             return False
-        fo, fc = old.frames[-1], cur.frames[-1]
-        for i in range(11):
-            if not _regs_exact_simple(fo.regs[i], fc.regs[i]):
+        for o, c in zip(old.frames[-1].regs, cur.frames[-1].regs):
+            if (
+                o.value != c.value
+                or o.mask != c.mask
+                or o.type != c.type
+                or o.umin != c.umin
+                or o.umax != c.umax
+                or o.smin != c.smin
+                or o.smax != c.smax
+                or o.u32_min != c.u32_min
+                or o.u32_max != c.u32_max
+                or o.s32_min != c.s32_min
+                or o.s32_max != c.s32_max
+                or o.off != c.off
+                or o.range != c.range
+                or o.map is not c.map
+                or o.mem_size != c.mem_size
+                or o.subprogno != c.subprogno
+                or o.btf_name != c.btf_name
+                or o.frameno != c.frameno
+            ):
                 return False
         return True
 
@@ -3338,7 +3353,18 @@ class Verifier:
         rel_top = self.rel.prune[idx]
         # a scalar that cannot reach a check itself may still be linked (same id) to
         # one that does: a branch on it then narrows the other, so it matters too
-        self._rel_ids = _linked_ids(old, rel_top, cfg.live_before[idx]) if exact == 0 else None
+        if exact == 0:
+            # old is an explored state: its registers never change, so its linked ids
+            # are computed once (per relevance and liveness masks)
+            live_top = cfg.live_before[idx]
+            cached = old.linked_ids
+            if cached is not None and cached[0] == rel_top and cached[1] == live_top:
+                self._rel_ids = cached[2]
+            else:
+                self._rel_ids = _linked_ids(old, rel_top, live_top)
+                old.linked_ids = (rel_top, live_top, self._rel_ids)
+        else:
+            self._rel_ids = None
         for i in range(nf):
             if old.frames[i].callsite != cur.frames[i].callsite:
                 return False
@@ -3429,15 +3455,27 @@ class Verifier:
             return False
         base = o.type & T.BASE_MASK
         if base == T.SCALAR:
-            if (o.id & BPF_ADD_AS_FAKE_ID) != (c.id & BPF_ADD_AS_FAKE_ID):
+            # the most frequent comparison: _range_within and tin written out
+            ofake = o.id & BPF_ADD_AS_FAKE_ID
+            if ofake != (c.id & BPF_ADD_AS_FAKE_ID):
                 return False
-            if (o.id & BPF_ADD_AS_FAKE_ID) and o.off != c.off:
+            if ofake and o.off != c.off:
                 return False
-            return (
-                _range_within(o, c)
-                and tin(o.var_off, c.var_off)
-                and self._check_scalar_ids(o.id, c.id, idmap, rev)
-            )
+            if not (
+                o.umin <= c.umin
+                and c.umax <= o.umax
+                and o.smin <= c.smin
+                and c.smax <= o.smax
+                and o.u32_min <= c.u32_min
+                and c.u32_max <= o.u32_max
+                and o.s32_min <= c.s32_min
+                and c.s32_max <= o.s32_max
+            ):
+                return False
+            om = o.mask
+            if c.mask & ~om or o.value != (c.value & ~om):
+                return False
+            return self._check_scalar_ids(o.id, c.id, idmap, rev)
         if base in (
             T.PTR_TO_MAP_KEY,
             T.PTR_TO_MAP_VALUE,
@@ -3500,7 +3538,8 @@ class Verifier:
                 and _scalarish(os_)
                 and _scalarish(cur.stack[spi])
                 and not (
-                    os_.is_spilled_scalar()
+                    os_.types[7] == STACK_SPILL
+                    and os_.spilled.type == T.SCALAR
                     and os_.spilled.id
                     and os_.spilled.id & _ID_MASK in self._rel_ids  # type: ignore[operator]
                 )
@@ -3590,6 +3629,26 @@ class Verifier:
 
 
 # ----------------------------------------------------------------------------- utils ------
+
+
+#: read-only constant scalars for immediate operands (see _const_reg)
+_CONST_REGS: dict[int, Reg] = {}
+
+
+def _const_reg(imm: int) -> Reg:
+    """A scalar register known to be ``imm``, shared: only for operands that are read
+    and never modified (the source of a scalar ALU operation, a branch that is
+    predicted), so that the most frequent instructions do not build one each time."""
+    r = _CONST_REGS.get(imm)
+    if r is None:
+        if len(_CONST_REGS) >= 4096:
+            _CONST_REGS.clear()
+        r = Reg()
+        r.type = T.SCALAR
+        r.mark_known(imm)
+        # published only when complete (verifications may run in several threads)
+        _CONST_REGS[imm] = r
+    return r
 
 
 def _voff(r: Reg) -> str:
@@ -3690,12 +3749,84 @@ def _regs_exact_simple(o: Reg, c: Reg) -> bool:
 
 
 def _scalarish(s: StackSlot) -> bool:
-    """A slot holding no pointer (a spilled scalar, or plain bytes)."""
-    if s.types[7] == STACK_SPILL:
-        return s.spilled.type == T.SCALAR and all(
-            t in (STACK_SPILL, STACK_MISC, STACK_ZERO, STACK_INVALID) for t in s.types
-        )
-    return all(t in (STACK_MISC, STACK_ZERO, STACK_INVALID) for t in s.types)
+    """A slot holding no pointer (a spilled scalar, or plain bytes).  The slot type
+    codes INVALID, SPILL, MISC and ZERO are 0-3 (DYNPTR and ITER above), so "every
+    byte is one of them" is ``max(types) <= 3``, one C-level pass."""
+    types = s.types
+    if types[7] == STACK_SPILL:
+        return s.spilled.type == T.SCALAR and max(types) <= _MAX_PLAIN_SLOT_TYPE
+    return max(types) <= _MAX_PLAIN_SLOT_TYPE and STACK_SPILL not in types
+
+
+_MAX_PLAIN_SLOT_TYPE = max(STACK_INVALID, STACK_SPILL, STACK_MISC, STACK_ZERO)
+assert _MAX_PLAIN_SLOT_TYPE == 3 and STACK_DYNPTR > 3 and STACK_ITER > 3
+
+
+def _helper_nargs() -> dict[int, int]:
+    """helper id -> number of register arguments (for liveness), built once."""
+    global _HELPER_NARGS
+    if _HELPER_NARGS is None:
+        _HELPER_NARGS = {hid: len(p.args) for hid, p in PROTOS.items() if not p.unsupported}
+    return _HELPER_NARGS
+
+
+_HELPER_NARGS: dict[int, int] | None = None
+
+
+#: map type -> the helpers that may take it (check_map_func_compatibility), and
+#: helper -> the map types it takes; module constants, not rebuilt per call
+_MAP_HELPERS: dict[int, tuple[int, ...]] = {
+    MapType.PROG_ARRAY: (12,),
+    MapType.PERF_EVENT_ARRAY: (22, 25, 111, 55, 121),
+    MapType.RINGBUF: (130, 131, 134, 198, 199, 200),
+    MapType.USER_RINGBUF: (209,),
+    MapType.STACK_TRACE: (27,),
+    MapType.CGROUP_ARRAY: (33, 37),
+    MapType.CGROUP_STORAGE: (81,),
+    MapType.PERCPU_CGROUP_STORAGE: (81,),
+    MapType.DEVMAP: (51, 1),
+    MapType.DEVMAP_HASH: (51, 1),
+    MapType.CPUMAP: (51,),
+    MapType.XSKMAP: (51, 1),
+    MapType.ARRAY_OF_MAPS: (1,),
+    MapType.HASH_OF_MAPS: (1,),
+    MapType.SOCKMAP: (52, 53, 60, 82, 1),
+    MapType.SOCKHASH: (72, 70, 71, 82, 1),
+    MapType.REUSEPORT_SOCKARRAY: (82,),
+    MapType.QUEUE: (89, 88, 87),
+    MapType.STACK: (89, 88, 87),
+    MapType.SK_STORAGE: (107, 108, 194),
+    MapType.BLOOM_FILTER: (89, 87),
+}
+
+_HELPER_MAPS: dict[int, tuple[int, ...]] = {
+    12: (MapType.PROG_ARRAY,),
+    22: (MapType.PERF_EVENT_ARRAY,),
+    25: (MapType.PERF_EVENT_ARRAY,),
+    55: (MapType.PERF_EVENT_ARRAY,),
+    121: (MapType.PERF_EVENT_ARRAY,),
+    130: (MapType.RINGBUF,),
+    131: (MapType.RINGBUF,),
+    134: (MapType.RINGBUF,),
+    27: (MapType.STACK_TRACE,),
+    33: (MapType.CGROUP_ARRAY,),
+    37: (MapType.CGROUP_ARRAY,),
+    51: (MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP),
+    52: (MapType.SOCKMAP,),
+    60: (MapType.SOCKMAP,),
+    53: (MapType.SOCKMAP,),
+    72: (MapType.SOCKHASH,),
+    71: (MapType.SOCKHASH,),
+    70: (MapType.SOCKHASH,),
+    81: (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE),
+    82: (MapType.REUSEPORT_SOCKARRAY, MapType.SOCKMAP, MapType.SOCKHASH),
+    88: (MapType.QUEUE, MapType.STACK),
+    89: (MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER),
+    87: (MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER),
+    195: (MapType.PERCPU_ARRAY, MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH),
+    107: (MapType.SK_STORAGE,),
+    108: (MapType.SK_STORAGE,),
+}
 
 
 def _helper_uses() -> dict[int, HelperUse]:
@@ -3753,13 +3884,19 @@ def _linked_ids(st: VState, rel_top: int, live_top: int) -> frozenset[int]:
 
 
 def _scalar_reg_for_stack(s: StackSlot) -> Reg | None:
-    if s.is_spilled_scalar():
+    """The scalar a slot holds for state comparison: the spilled one, or an unknown
+    scalar for eight MISC bytes (shared and read-only: comparison only reads it)."""
+    types = s.types
+    if types[7] == STACK_SPILL and s.spilled.type == T.SCALAR:
         return s.spilled
-    if all(t == STACK_MISC for t in s.types):
-        r = Reg()
-        r.mark_unknown()
-        return r
+    if types == _ALL_MISC:
+        return _UNKNOWN_SCALAR
     return None
+
+
+_ALL_MISC = bytes([STACK_MISC]) * REG_SIZE
+_UNKNOWN_SCALAR = Reg()
+_UNKNOWN_SCALAR.mark_unknown()
 
 
 def _is_sock_btf(name: str) -> bool:

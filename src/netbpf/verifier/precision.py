@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from netbpf.isa.instruction import Instruction
-from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES, Kind
+from netbpf.isa.opcodes import ATOMIC_OPS, BPF_LOAD_ACQ, BPF_STORE_REL, OPCODES
 from netbpf.uapi import (
     BPF_ADD,
     BPF_ALU64,
@@ -51,6 +51,7 @@ from netbpf.uapi import (
     BPF_PSEUDO_MAP_IDX,
     BPF_SUB,
 )
+from netbpf.verifier import kinds as K
 
 __all__ = ["ALL_SLOTS", "REGS", "SLOT0", "HelperUse", "Relevance", "analyse_relevance"]
 
@@ -117,13 +118,13 @@ def _succ(insns: Sequence[Instruction], i: int) -> list[int]:
     insn = insns[i]
     info = OPCODES[insn.opcode]
     k = info.kind
-    if k is Kind.EXIT:
+    if k is K.EXIT:
         return []
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         return [i + 2]
-    if k is Kind.JA:
+    if k is K.JA:
         return [i + (insn.imm if info.cls == BPF_JMP32 else insn.off) + 1]
-    if k in (Kind.JCC, Kind.MAY_GOTO):
+    if k in (K.JCC, K.MAY_GOTO):
         return [i + 1, i + insn.off + 1]
     return [i + 1]
 
@@ -196,16 +197,25 @@ def _forward(
     # without back-edges one pass in order is the fixpoint
     loops = any(q >= i for i in order for q in preds.get(i, ()))
     changed = True
+    none: Fwd = (0, 0, 0, 0)
     while changed:
         changed = False
         for i in order:
-            acc = list(entry) if i == start else [0, 0, 0, 0]
-            for q in preds.get(i, ()):
-                a = after.get(q)
-                if a is not None:
-                    for j in range(4):
-                        acc[j] |= a[j]
-            cur: Fwd = (acc[0], acc[1], acc[2], acc[3])
+            ps = preds.get(i, ())
+            cur: Fwd
+            if i != start and len(ps) == 1:
+                # straight-line code: the predecessor's facts as they are
+                cur = after.get(ps[0], none)
+            else:
+                p0, p1, p2, p3 = entry if i == start else none
+                for q in ps:
+                    a = after.get(q)
+                    if a is not None:
+                        p0 |= a[0]
+                        p1 |= a[1]
+                        p2 |= a[2]
+                        p3 |= a[3]
+                cur = (p0, p1, p2, p3)
             before[i] = cur
             out = _fwd_transfer(insns[i], cur, helpers, sub, spills)
             if after.get(i) != out:
@@ -226,36 +236,44 @@ def _fwd_transfer(
     def clear(mask: int) -> Fwd:
         return p & ~mask, own & ~mask, far & ~mask, cx & ~mask
 
-    def copy_src(x: int) -> int:
-        return (x & ~bd) | (((x >> s) & 1) << d)
-
-    def or_src(x: int) -> int:
-        return x | (((x >> s) & 1) << d)
-
-    if k is Kind.MOV:
+    # (the register cases below, the most frequent, are written out without helpers)
+    if k is K.MOV:
         if info.use_src_reg and info.cls == BPF_ALU64 and insn.off == 0:
             if s == 10:
                 return p | bd, own | bd, far & ~bd, cx & ~bd
-            return copy_src(p), copy_src(own), copy_src(far), copy_src(cx)
-        return clear(bd)
-    if k is Kind.ALU:
+            nd = ~bd
+            return (
+                (p & nd) | (((p >> s) & 1) << d),
+                (own & nd) | (((own >> s) & 1) << d),
+                (far & nd) | (((far >> s) & 1) << d),
+                (cx & nd) | (((cx >> s) & 1) << d),
+            )
+        nd = ~bd
+        return p & nd, own & nd, far & nd, cx & nd
+    if k is K.ALU:
         if info.cls != BPF_ALU64 or info.op not in (BPF_ADD, BPF_SUB):
             # only 64-bit add/sub keep a pointer a pointer (anything else on a
             # pointer is refused, or yields a scalar)
-            return clear(bd)
+            nd = ~bd
+            return p & nd, own & nd, far & nd, cx & nd
         if info.use_src_reg:
-            return or_src(p), or_src(own), or_src(far), or_src(cx)
+            return (
+                p | (((p >> s) & 1) << d),
+                own | (((own >> s) & 1) << d),
+                far | (((far >> s) & 1) << d),
+                cx | (((cx >> s) & 1) << d),
+            )
         return cur
-    if k in (Kind.NEG, Kind.END):
+    if k in (K.NEG, K.END):
         return clear(bd)
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         q, o, f, c = clear(bd)
         if insn.src in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_IDX):
             # a map pointer: loads through it read the map's kernel struct, which
             # holds pointers (counted as "context" here: loads may give pointers)
             c |= bd
         return (q | bd if insn.src else q), o, f, c
-    if k is Kind.LDX:
+    if k is K.LDX:
         base_ctx = bool(cx >> s & 1)
         if s == 10 and info.size == 8 and not base_ctx:
             # a reload of a fixed slot: what was spilled there
@@ -279,7 +297,7 @@ def _fwd_transfer(
         if info.size >= 4 and base_ctx:
             return q | bd, o, f, c
         return q, o, f, c
-    if k is Kind.STX:
+    if k is K.STX:
         if p >> s & 1:
             if d == 10:
                 fl = 1 | (own >> s & 1) << 1 | (far >> s & 1) << 2 | (cx >> s & 1) << 3
@@ -291,9 +309,9 @@ def _fwd_transfer(
                 if far >> d & 1:
                     spills.foreign = True
         return cur
-    if k in (Kind.LD_ABS, Kind.LD_IND):
+    if k in (K.LD_ABS, K.LD_IND):
         return clear(CALLER_SAVED)
-    if k is Kind.CALL:
+    if k is K.CALL:
         q, o, f, c = clear(CALLER_SAVED)
         if insn.src == 0:
             h = helpers.get(insn.imm)
@@ -304,7 +322,7 @@ def _fwd_transfer(
         else:
             q |= 1
         return q, o, f, c
-    if k is Kind.ATOMIC:
+    if k is K.ATOMIC:
         if insn.imm == BPF_LOAD_ACQ:
             return clear(bd)
         op = ATOMIC_OPS.get(insn.imm)
@@ -333,12 +351,12 @@ def _bwd_transfer(
     bd, bs = 1 << d, 1 << s
     mayptr, own, far, _ = fwd
     maystack = own | far
-    if k is Kind.MOV:
+    if k is K.MOV:
         res = out & ~bd
         if out & bd and info.use_src_reg:
             res |= bs
         return res
-    if k is Kind.ALU:
+    if k is K.ALU:
         res = out
         if info.use_src_reg:
             ptr_arith = info.op in (BPF_ADD, BPF_SUB) and (
@@ -347,13 +365,13 @@ def _bwd_transfer(
             if out & bd or ptr_arith:
                 res |= bd | bs
         return res
-    if k in (Kind.NEG, Kind.END):
+    if k in (K.NEG, K.END):
         return out
-    if k is Kind.LD_IMM64:
+    if k is K.LD_IMM64:
         return out & ~bd
-    if k in (Kind.LD_ABS, Kind.LD_IND):
+    if k in (K.LD_ABS, K.LD_IND):
         return out & ~CALLER_SAVED
-    if k is Kind.LDX:
+    if k is K.LDX:
         res = out & ~bd
         if out & bd:
             if s == 10:
@@ -362,7 +380,7 @@ def _bwd_transfer(
             elif maystack >> s & 1:
                 res |= ALL_SLOTS
         return res
-    if k in (Kind.ST, Kind.STX):
+    if k in (K.ST, K.STX):
         res = out
         if d == 10:
             bit = _slot_bit(insn.off, info.size)
@@ -376,10 +394,10 @@ def _bwd_transfer(
             val_rel = bool(out & ALL_SLOTS)
         else:
             val_rel = False
-        if k is Kind.STX and val_rel:
+        if k is K.STX and val_rel:
             res |= bs
         return res
-    if k is Kind.ATOMIC:
+    if k is K.ATOMIC:
         res = out
         if insn.imm == BPF_LOAD_ACQ:
             res &= ~bd
@@ -397,7 +415,7 @@ def _bwd_transfer(
                 res |= 1
         _ = BPF_STORE_REL
         return res
-    if k is Kind.JCC:
+    if k is K.JCC:
         res = out
         if jcc_sink is True or (jcc_sink is not False and idx in jcc_sink):
             # the branch's direction was decided by its operands
@@ -410,7 +428,7 @@ def _bwd_transfer(
             # links them the same way)
             res |= bd | bs
         return res
-    if k is Kind.CALL:
+    if k is K.CALL:
         res = out & ~CALLER_SAVED
         if insn.src == BPF_PSEUDO_CALL:
             res |= ARGS
@@ -427,7 +445,7 @@ def _bwd_transfer(
         if maystack & ARGS and (reads_stack or cb_reads.get(idx, False)):
             res |= ALL_SLOTS
         return res
-    if k is Kind.EXIT:
+    if k is K.EXIT:
         return 1 if exit_r0 else 0
     return out
 
@@ -446,6 +464,10 @@ def _backward(
 ) -> dict[int, int]:
     rel: dict[int, int] = dict.fromkeys(order, 0)
     loops = any(w <= i for i in order for w in succs[i])
+    #: the relevant-after each instruction's transfer last ran with: with loops, a
+    #: pass repeats the transfer only where it changed (the transfer is a function
+    #: of it, everything else being fixed during this call)
+    last_out: dict[int, int] = {}
     changed = True
     while changed:
         changed = False
@@ -453,6 +475,9 @@ def _backward(
             out = 0
             for w in succs[i]:
                 out |= rel.get(w, 0)
+            if last_out.get(i) == out:
+                continue
+            last_out[i] = out
             new = _bwd_transfer(
                 insns[i], out, fwd[i], helpers, callee_reads, i, jcc_sink, exit_r0, cb_reads, quiet
             )
@@ -484,12 +509,12 @@ def _ancestors(
         info = OPCODES.get(insn.opcode)
         if info is None:
             continue
-        if info.kind is Kind.CALL and insn.src == BPF_PSEUDO_CALL:
+        if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
             callee = starts.get(i + insn.imm + 1)
             if callee is None:
                 return None
             callers[callee].add(owner[i])
-        elif info.kind is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+        elif info.kind is K.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
             cb = starts.get(i + insn.imm + 1)
             if cb is None:
                 return None
@@ -527,15 +552,15 @@ def _callback_loaded(
         if info is None:
             return None
         if info.kind in (
-            Kind.JA, Kind.JCC, Kind.EXIT, Kind.MAY_GOTO, Kind.CALL, Kind.CALLX,
-            Kind.ATOMIC, Kind.LD_ABS, Kind.LD_IND,
+            K.JA, K.JCC, K.EXIT, K.MAY_GOTO, K.CALL, K.CALLX,
+            K.ATOMIC, K.LD_ABS, K.LD_IND,
         ):  # fmt: skip
             return None
-        if info.kind is Kind.LD_IMM64 and insn.dst == reg:
+        if info.kind is K.LD_IMM64 and insn.dst == reg:
             if insn.src == BPF_PSEUDO_FUNC:
                 return starts.get(i + insn.imm + 1)
             return None
-        if insn.dst == reg and info.kind not in (Kind.ST, Kind.STX, Kind.JA):
+        if insn.dst == reg and info.kind not in (K.ST, K.STX, K.JA):
             return None
     return None
 
@@ -570,7 +595,7 @@ def _prepare(
     cb_of: dict[int, int | None] = {}
     for j, other in enumerate(insns):
         oi = OPCODES.get(other.opcode)
-        if j in second_half or oi is None or oi.kind is not Kind.CALL or other.src != 0:
+        if j in second_half or oi is None or oi.kind is not K.CALL or other.src != 0:
             continue
         h = helpers.get(other.imm)
         if h is None or not h.callback_arg:
@@ -619,22 +644,25 @@ def _prepare(
     # (then a call passing a stack pointer makes every caller slot matter); for the
     # widening variant an 8-byte load that may bring back a spilled pointer does not
     # count (widening touches scalars only, and is sound whatever it widens)
+    # the bpf-to-bpf call sites (insn -> callee) and the functions whose address is
+    # loaded, found once (call_maps runs once per round of the analysis)
+    local_calls: list[tuple[int, int]] = []
+    func_refs: list[int | None] = []
+    for i, insn in enumerate(insns):
+        if i in second_half:
+            continue
+        info = OPCODES.get(insn.opcode)
+        if info is None:
+            continue
+        if info.kind is K.CALL and insn.src == BPF_PSEUDO_CALL:
+            local_calls.append((i, starts.get(i + insn.imm + 1, 0)))
+        if info.kind is K.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
+            func_refs.append(starts.get(i + insn.imm + 1))
+
     def call_maps(reads: list[bool]) -> tuple[dict[int, bool], dict[int, bool]]:
-        callee: dict[int, bool] = {}
+        callee: dict[int, bool] = {i: reads[k] for i, k in local_calls}
         cbs: dict[int, bool] = {}
-        cb_any = False
-        for i, insn in enumerate(insns):
-            if i in second_half:
-                continue
-            info = OPCODES.get(insn.opcode)
-            if info is None:
-                continue
-            if info.kind is Kind.CALL and insn.src == BPF_PSEUDO_CALL:
-                callee[i] = reads[starts.get(i + insn.imm + 1, 0)]
-            if info.kind is Kind.LD_IMM64 and insn.src == BPF_PSEUDO_FUNC:
-                cb = starts.get(i + insn.imm + 1)
-                if cb is not None and reads[cb]:
-                    cb_any = True
+        cb_any = any(cb is not None and reads[cb] for cb in func_refs)
         for j, cb in cb_of.items():
             if cb is None:
                 if cb_any:
@@ -643,19 +671,28 @@ def _prepare(
                 cbs[j] = True
         return callee, cbs
 
-    def reads_of(k: int, rel: dict[int, int], liberal: bool) -> bool:
-        order, succs, fwd = subs[k]
+    # per function: its loads through pointers that may point into a stack frame,
+    # as (insn, dst register, "may bring back a spilled pointer")
+    stack_loads: list[list[tuple[int, int, bool]]] = []
+    for order, _, fwd in subs:
+        sites = []
         for i in order:
             ins = insns[i]
             inf = OPCODES[ins.opcode]
-            if inf.kind is Kind.LDX and ins.src != 10 and (fwd[i][1] | fwd[i][2]) >> ins.src & 1:
-                if liberal and inf.size == 8 and (fwd[i][0] >> ins.src & 1):
-                    continue
-                out = 0
-                for x in succs[i]:
-                    out |= rel.get(x, 0)
-                if out >> ins.dst & 1:
-                    return True
+            if inf.kind is K.LDX and ins.src != 10 and (fwd[i][1] | fwd[i][2]) >> ins.src & 1:
+                sites.append((i, ins.dst, inf.size == 8 and bool(fwd[i][0] >> ins.src & 1)))
+        stack_loads.append(sites)
+
+    def reads_of(k: int, rel: dict[int, int], liberal: bool) -> bool:
+        succs = subs[k][1]
+        for i, dst, may_be_ptr in stack_loads[k]:
+            if liberal and may_be_ptr:
+                continue
+            out = 0
+            for x in succs[i]:
+                out |= rel.get(x, 0)
+            if out >> dst & 1:
+                return True
         return False
 
     return subs, call_maps, reads_of

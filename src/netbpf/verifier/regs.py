@@ -328,6 +328,27 @@ class Reg:
         self.s32_min = self.s32_max = s32(imm)
         self.u32_min = self.u32_max = imm & U32
 
+    def mark_scalar_known(self, imm: int) -> None:
+        """mark_unknown() then mark_known(imm) in one step: a fresh scalar constant
+        (ids, offsets and pointer fields cleared; ``origin`` left to the caller)."""
+        self.type = T.SCALAR
+        self.off = 0
+        self.range = 0
+        self.map = None
+        self.mem_size = 0
+        self.subprogno = 0
+        self.btf_name = ""
+        self.id = 0
+        self.ref_obj_id = 0
+        self.frameno = 0
+        imm &= U64
+        self.value = self.umin = self.umax = imm
+        self.mask = 0
+        self.smin = self.smax = imm - (1 << 64) if imm & SIGN64 else imm
+        v32 = imm & U32
+        self.u32_min = self.u32_max = v32
+        self.s32_min = self.s32_max = v32 - (1 << 32) if v32 & 0x8000_0000 else v32
+
     def mark_known32(self, imm: int) -> None:
         """__mark_reg32_known: the low 32 bits are ``imm``."""
         self.value, self.mask = twith_subreg(self.var_off, tconst(imm & U32))
@@ -515,20 +536,41 @@ class Reg:
     def sync(self) -> None:
         """reg_bounds_sync: make tnum and all eight bounds agree (the same steps as
         :meth:`sync_reference`, on local variables: this is the verifier's hottest
-        function)."""
-        v, m = self.value, self.mask
-        if m == 0:
-            sv = v - (1 << 64) if v & SIGN64 else v
-            v32 = v & U32
-            if (
-                self.umin == v == self.umax
-                and self.smin == sv == self.smax
-                and self.u32_min == v32 == self.u32_max
-            ):
-                s32v = v32 - (1 << 32) if v32 & 0x8000_0000 else v32
-                if self.s32_min == s32v == self.s32_max:
-                    return
-        _sync(self)
+        function).
+
+        The result depends on nothing but the ten numbers, and a program keeps
+        meeting the same few combinations (a loop revisits them every iteration, a
+        restarted run all of them), so results are memoized in ``_SYNC_MEMO``:
+        looking up a tuple costs a fraction of recomputing it."""
+        key = (
+            self.value,
+            self.mask,
+            self.umin,
+            self.umax,
+            self.smin,
+            self.smax,
+            self.u32_min,
+            self.u32_max,
+            self.s32_min,
+            self.s32_max,
+        )
+        res = _SYNC_MEMO.get(key)
+        if res is None:
+            if len(_SYNC_MEMO) >= _SYNC_MEMO_MAX:
+                _SYNC_MEMO.clear()
+            res = _SYNC_MEMO[key] = _sync(*key)
+        (
+            self.value,
+            self.mask,
+            self.umin,
+            self.umax,
+            self.smin,
+            self.smax,
+            self.u32_min,
+            self.u32_max,
+            self.s32_min,
+            self.s32_max,
+        ) = res
 
     def bounds_violation(self) -> str | None:
         """reg_bounds_sanity_check: what is inconsistent, or None.  Only a dead path
@@ -649,11 +691,34 @@ class Reg:
         self.var_off = (0, U32)
 
 
-def _sync(r: Reg) -> None:
-    """reg_bounds_sync on locals: update, deduce twice, bound the tnum, update."""
-    umin, umax, smin, smax = r.umin, r.umax, r.smin, r.smax
-    u32min, u32max, s32min, s32max = r.u32_min, r.u32_max, r.s32_min, r.s32_max
-    v, m = r.value, r.mask
+#: the ten numbers of a register -> their values after reg_bounds_sync (see
+#: :meth:`Reg.sync`); cleared when full, so memory stays bounded
+_SYNC_MEMO: dict[tuple[int, ...], tuple[int, ...]] = {}
+_SYNC_MEMO_MAX = 1 << 16
+
+Synced = tuple[int, int, int, int, int, int, int, int, int, int]
+
+
+def clear_sync_memo() -> None:
+    """Forget the memoized reg_bounds_sync results (see :meth:`Reg.sync`)."""
+    _SYNC_MEMO.clear()
+
+
+def _sync(
+    v: int,
+    m: int,
+    umin: int,
+    umax: int,
+    smin: int,
+    smax: int,
+    u32min: int,
+    u32max: int,
+    s32min: int,
+    s32max: int,
+) -> Synced:
+    """reg_bounds_sync on locals: update, deduce twice, bound the tnum, update.
+    Takes and returns (value, mask, umin, umax, smin, smax, u32_min, u32_max, s32_min,
+    s32_max)."""
     for step in range(2):
         # __update_reg_bounds (32 then 64)
         v32, m32 = v & U32, m & U32
@@ -700,14 +765,22 @@ def _sync(r: Reg) -> None:
             s32min = s32max = u32min - (1 << 32) if u32min & 0x8000_0000 else u32min
         if step:
             break
-        for _ in range(2):
+        # the deduction below is a function of these ten numbers: when its first pass
+        # leaves them unchanged, the second would too
+        before = (v, m, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
+        for rnd in range(2):
+            if rnd and (v, m, umin, umax, smin, smax, u32min, u32max, s32min, s32max) == before:
+                break
             # __reg32_deduce_bounds
             if (umin >> 32) == (umax >> 32):
                 if (umin & U32) > u32min:
                     u32min = umin & U32
                 if (umax & U32) < u32max:
                     u32max = umax & U32
-                a, b = s32(umin), s32(umax)
+                a, b = (
+                    (((umin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((umax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a <= b:
                     if a > s32min:
                         s32min = a
@@ -719,27 +792,39 @@ def _sync(r: Reg) -> None:
                         u32min = smin & U32
                     if (smax & U32) < u32max:
                         u32max = smax & U32
-                a, b = s32(smin), s32(smax)
+                a, b = (
+                    (((smin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((smax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a <= b:
                     if a > s32min:
                         s32min = a
                     if b < s32max:
                         s32max = b
             if ((umin >> 32) + 1) & U32 == (umax >> 32) & U32:
-                a, b = s32(umin), s32(umax)
+                a, b = (
+                    (((umin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((umax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a < 0 <= b:
                     if a > s32min:
                         s32min = a
                     if b < s32max:
                         s32max = b
             if ((smin >> 32) + 1) & U32 == (smax >> 32) & U32:
-                a, b = s32(smin), s32(smax)
+                a, b = (
+                    (((smin) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                    (((smax) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                )
                 if a < 0 <= b:
                     if a > s32min:
                         s32min = a
                     if b < s32max:
                         s32max = b
-            a, b = s32(u32min), s32(u32max)
+            a, b = (
+                (((u32min) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+                (((u32max) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000,
+            )
             if a <= b:
                 if a > s32min:
                     s32min = a
@@ -752,15 +837,15 @@ def _sync(r: Reg) -> None:
                 if b < u32max:
                     u32max = b
             elif u32max < a:
-                s32min = s32(u32min)
+                s32min = (((u32min) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
                 if b < u32max:
                     u32max = b
             elif b < u32min:
-                s32max = s32(u32max)
+                s32max = (((u32max) & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
                 if a > u32min:
                     u32min = a
             # __reg64_deduce_bounds
-            a, b = s64(umin), s64(umax)
+            a, b = (((umin) & U64) ^ SIGN64) - SIGN64, (((umax) & U64) ^ SIGN64) - SIGN64
             if a <= b:
                 if a > smin:
                     smin = a
@@ -773,11 +858,11 @@ def _sync(r: Reg) -> None:
                 if b < umax:
                     umax = b
             elif umax < a:
-                smin = s64(umin)
+                smin = (((umin) & U64) ^ SIGN64) - SIGN64
                 if b < umax:
                     umax = b
             elif b < umin:
-                smax = s64(umax)
+                smax = (((umax) & U64) ^ SIGN64) - SIGN64
                 if a > umin:
                     umin = a
             # __reg_deduce_mixed_bounds
@@ -788,24 +873,47 @@ def _sync(r: Reg) -> None:
             t = (umax & hi) | u32max
             if t < umax:
                 umax = t
-            t = s64((smin & hi) | u32min)
+            t = ((((smin & hi) | u32min) & U64) ^ SIGN64) - SIGN64
             if t > smin:
                 smin = t
-            t = s64((smax & hi) | u32max)
+            t = ((((smax & hi) | u32max) & U64) ^ SIGN64) - SIGN64
             if t < smax:
                 smax = t
             if s32min >= 0 and smin >= S32_MIN and smax <= S32_MAX:
                 smin, smax = s32min, s32max
                 umin, umax = s32min & U64, s32max & U64
-                v, m = tintersect((v, m), trange(smin & U64, smax & U64))
+                # v, m = tintersect((v, m), trange(smin, smax)), inlined
+                lo = smin & U64
+                bits = (lo ^ (smax & U64)).bit_length()
+                if bits > 63:
+                    rv, rm = 0, U64
+                else:
+                    rm = (1 << bits) - 1
+                    rv = lo & ~rm
+                m &= rm
+                v = (v | rv) & ~m & U64
         # __reg_bound_offset
-        var64 = tintersect((v, m), trange(umin, umax))
-        var32 = tintersect((var64[0] & U32, var64[1] & U32), trange(u32min, u32max))
-        v = (var64[0] & ~U32 & U64) | var32[0]
-        m = ((var64[1] & ~U32 & U64) | var32[1]) & ~v & U64
-    r.value, r.mask = v, m
-    r.umin, r.umax, r.smin, r.smax = umin, umax, smin, smax
-    r.u32_min, r.u32_max, r.s32_min, r.s32_max = u32min, u32max, s32min, s32max
+        # var64 = tintersect((v, m), trange(umin, umax)), inlined
+        bits = ((umin ^ umax) & U64).bit_length()
+        if bits > 63:
+            rv, rm = 0, U64
+        else:
+            rm = (1 << bits) - 1
+            rv = umin & ~rm & U64
+        m64 = m & rm
+        v64 = (v | rv) & ~m64 & U64
+        # var32 = tintersect(tsubreg(var64), trange(u32_min, u32_max)), inlined
+        bits = ((u32min ^ u32max) & U64).bit_length()
+        if bits > 63:
+            rv, rm = 0, U64
+        else:
+            rm = (1 << bits) - 1
+            rv = u32min & ~rm & U64
+        m32 = m64 & U32 & rm
+        v32 = ((v64 & U32) | rv) & ~m32 & U64
+        v = (v64 & ~U32 & U64) | v32
+        m = ((m64 & ~U32 & U64) | m32) & ~v & U64
+    return (v, m, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
 
 
 def _sx(v: int, bits: int) -> int:
@@ -1209,11 +1317,13 @@ def safe_to_compute(op: int, src: Reg, alu32: bool) -> bool:
     return False
 
 
-def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> None:
-    """adjust_scalar_min_max_vals: ``d = d OP s`` on two scalars (``s`` unchanged)."""
+def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> bool:
+    """adjust_scalar_min_max_vals: ``d = d OP s`` on two scalars (``s`` unchanged).
+    Returns True when the result is a constant computed concretely (its bounds are
+    consistent by construction: the caller may skip the sanity check)."""
     if not safe_to_compute(op, s, alu32):
         d.mark_unknown()
-        return
+        return False
     # both operands known: the abstract result is the concrete one (the tnum
     # operations are exact on constants and the bounds follow the tnum)
     if alu32:
@@ -1221,12 +1331,12 @@ def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> None:
             res = _concrete(op, d.value & U32, s.value & U32, 32)
             if res is not None:
                 d.mark_known(res & U32)
-                return
+                return True
     elif not d.mask and not s.mask:
         res = _concrete(op, d.value, s.value, 64)
         if res is not None:
             d.mark_known(res & U64)
-            return
+            return True
     if op == ADD:
         scalar32_add(d, s)
         scalar64_add(d, s)
@@ -1275,6 +1385,7 @@ def scalar_alu(d: Reg, s: Reg, op: int, alu32: bool) -> None:
     if alu32:
         d.zext_32_to_64()
     d.sync()
+    return False
 
 
 # --- branches: is_branch_taken / regs_refine_cond_op ------------------------------------

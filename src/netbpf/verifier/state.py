@@ -79,8 +79,10 @@ class FuncState:
 
     def copy(self) -> FuncState:
         f = FuncState.__new__(FuncState)
-        f.regs = [r.copy() for r in self.regs]
-        f.stack = [s.copy() for s in self.stack]
+        # (map() over the unbound methods: states are copied at every branch and
+        # checkpoint, and this is measurably faster than a comprehension)
+        f.regs = list(map(Reg.copy, self.regs))
+        f.stack = list(map(StackSlot.copy, self.stack))
         f.frameno = self.frameno
         f.callsite = self.callsite
         f.subprogno = self.subprogno
@@ -93,7 +95,8 @@ class FuncState:
 @dataclass
 class RefState:
     """An acquired reference (socket from sk_lookup_*, ringbuf record...) or a held
-    spin lock: its id and the instruction that acquired it."""
+    spin lock: its id and the instruction that acquired it.  Never modified once
+    created (states add and remove them): state copies share them."""
 
     id: int
     insn_idx: int
@@ -114,6 +117,7 @@ class VState:
         "dfs_depth",
         "frames",
         "insn_idx",
+        "linked_ids",
         "may_goto_depth",
         "parent",
         "path",
@@ -137,6 +141,9 @@ class VState:
         self.scratch_slots: set[int] = set()
         #: recent (insn index, note) events on this path, for explanations
         self.path: tuple[tuple[int, str], ...] = ()
+        #: for explored (read-only) states: (relevance mask, liveness mask, ids of the
+        #: scalars state comparison looks at), cached by Verifier.states_equal
+        self.linked_ids: tuple[int, int, frozenset[int]] | None = None
 
     @property
     def cur(self) -> FuncState:
@@ -148,8 +155,8 @@ class VState:
 
     def copy(self) -> VState:
         s = VState.__new__(VState)
-        s.frames = [f.copy() for f in self.frames]
-        s.refs = [RefState(r.id, r.insn_idx, r.kind, r.what) for r in self.refs]
+        s.frames = list(map(FuncState.copy, self.frames))
+        s.refs = list(self.refs)  # RefStates are never modified: shared
         s.active_lock_id = self.active_lock_id
         s.active_lock_ptr = self.active_lock_ptr
         s.parent = self.parent
@@ -161,6 +168,7 @@ class VState:
         s.scratch_regs = set(self.scratch_regs)
         s.scratch_slots = set(self.scratch_slots)
         s.path = self.path
+        s.linked_ids = None
         return s
 
     def all_regs(self):  # -> Iterator[Reg]

@@ -137,20 +137,29 @@ def tunion(a: Tnum, b: Tnum) -> Tnum:
 
 def tmul(a: Tnum, b: Tnum) -> Tnum:
     """Multiplication by shift-and-add over the bits of ``a``: a known 1 adds ``b``,
-    an unknown bit takes the union of adding and not adding it."""
-    acc: Tnum = (0, 0)
+    an unknown bit takes the union of adding and not adding it.  (tadd and tunion
+    are written out on locals: this loop runs once per bit of ``a``.)"""
+    accv = accm = 0
     av, am = a
     bv, bm = b
     while av or am:
-        if av & 1:
-            acc = tadd(acc, (bv, bm))
-        elif am & 1:
-            acc = tunion(acc, tadd(acc, (bv, bm)))
+        if av & 1 or am & 1:
+            # s = tadd((accv, accm), (bv, bm))
+            sm = (accm + bm) & U64
+            sv = (accv + bv) & U64
+            mu = (((sm + sv) & U64) ^ sv) | accm | bm
+            sv &= ~mu & U64
+            if av & 1:
+                accv, accm = sv, mu
+            else:
+                # tunion((accv, accm), (sv, mu))
+                um = (accv ^ sv) | accm | mu
+                accv, accm = accv & sv & ~um & U64, um
         av >>= 1
         am >>= 1
         bv = (bv << 1) & U64
         bm = (bm << 1) & U64
-    return acc
+    return (accv, accm)
 
 
 def tintersect(a: Tnum, b: Tnum) -> Tnum:
