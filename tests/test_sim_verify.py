@@ -446,3 +446,22 @@ def test_dead_malformed_code_in_a_collection() -> None:
     with SimBackend(unsafe_skip_verifier=True) as sim:
         with pytest.raises(InstructionError, match="R11 is invalid"):
             sim.load(CollectionSpec({"p": spec}, {}, {}))
+
+
+def test_cached_refusals_share_the_deferred_log() -> None:
+    """A level-0 refusal computes its log on first read (a second, level-1 run); the
+    copies the outcome cache hands out share that one run instead of each redoing it
+    (minutes for a 1M-instruction refusal)."""
+    spec = xdp("r0 = *(u64 *)(r1 + 4096)\nexit")
+    errs = []
+    with SimBackend() as sim:
+        for _ in range(2):
+            with pytest.raises(VerifierRejection) as ei:
+                sim.load_program(spec)
+            errs.append(ei.value)
+    first, second = errs
+    assert first is not second
+    assert "invalid bpf_context access off=4096 size=8" in first.log
+    pending = second._log_later
+    assert pending is not None and pending.cache_info().currsize == 1  # already computed
+    assert second.log == first.log

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from netbpf.errors import InstructionError, NotSupportedError, VerifierError
@@ -347,7 +347,9 @@ def verify(
             processed_insns=v.insn_processed,
         )
         if not log_level:
-            err._log_later = partial(_level1_log, spec, slots, insn_limit, predicted)
+            # cache(): copies of this refusal (the simulator's outcome cache hands out
+            # copies) share the one computation
+            err._log_later = cache(partial(_level1_log, spec, slots, insn_limit, predicted))
         raise err from None
     log = v.log.text() if log_level >= 2 else ""
     log += v.stats_line() + "\n"
