@@ -3,6 +3,9 @@
     python bench/verifier.py                  # synthetic programs + the C corpus
     python bench/verifier.py --rounds 5 --json
     python bench/verifier.py --no-corpus      # synthetic programs only (no clang needed)
+    python bench/verifier.py --corpus-group loops --rounds 1
+                                              # the differential corpus's loop cases
+                                              # (its slowest), side by side
 
 Programs:
 
@@ -283,6 +286,50 @@ def bench_corpus(k: object | None, rounds: int) -> list[Row]:
     return rows
 
 
+def bench_corpus_group(k: object | None, rounds: int, group: str) -> list[Row]:
+    """The assembly cases of one group of the differential corpus
+    (tests/verifier_corpus/cases/GROUP.case), accepted or refused: for a refusal at
+    the complexity limit both verifiers do the full 1M instructions of work, so these
+    are the slowest programs of the corpus.  The kernel's verification time is read
+    from its BPF_LOG_STATS line when the log carries one (also on refusals)."""
+    sys.path.insert(0, str(ROOT / "tests" / "verifier_corpus"))
+    from corpus import build, load_corpus  # type: ignore[import-not-found]
+
+    from netbpf.errors import KernelError
+    from netbpf.verifier import VerifierRejection
+
+    rows = []
+    for case in load_corpus():
+        if case.group != group or case.asm is None:
+            continue
+        built = build(case)
+        row = Row(f"{group}/{case.name} ({case.expect})", len(built.spec.insns))
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            try:
+                res = verify(built.spec, maps=built.maps)
+                row.processed_ours = res.processed_insns
+            except VerifierRejection as e:
+                row.processed_ours = e.processed_insns
+            row.ours_s.append(time.perf_counter() - t0)
+            if k is not None:
+                t0 = time.perf_counter()
+                try:
+                    coll = k.load(built.collection, log_level=4)  # type: ignore[attr-defined]
+                    log = coll.programs[built.spec.name].verifier_log
+                    coll.close()
+                except KernelError as e:
+                    log = e.log
+                row.kernel_load_s.append(time.perf_counter() - t0)
+                if m := _VTIME.search(log):
+                    row.kernel_verify_s.append(int(m.group(1)) / 1e6)
+                if m := _PROCESSED.search(log):
+                    row.processed_kernel = int(m.group(1))
+        rows.append(row)
+        print(f"  {row.name}: done", file=sys.stderr)
+    return rows
+
+
 def _med(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
@@ -329,13 +376,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-corpus", action="store_true")
+    ap.add_argument(
+        "--corpus-group",
+        metavar="GROUP",
+        help="only the assembly cases of this differential-corpus group (e.g. loops)",
+    )
     args = ap.parse_args()
     k = _kernel()
     if k is None:
         print("kernel not usable: netbpf columns only", file=sys.stderr)
-    rows = bench_synthetic(k, args.rounds)
-    if not args.no_corpus:
-        rows += bench_corpus(k, args.rounds)
+    if args.corpus_group:
+        rows = bench_corpus_group(k, args.rounds, args.corpus_group)
+    else:
+        rows = bench_synthetic(k, args.rounds)
+        if not args.no_corpus:
+            rows += bench_corpus(k, args.rounds)
     if args.json:
         print(
             json.dumps(
