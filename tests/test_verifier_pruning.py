@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from _vcases import Case, M, _expand, check_kernel, check_ours, spec_for
 
 from netbpf import ProgramSpec
 from netbpf.errors import KernelError, VerifierError
@@ -210,3 +211,167 @@ def test_random_joins_match_kernel(kernel, seed: int) -> None:
     except KernelError as e:
         theirs = e.log.strip().splitlines()[-2]
     assert _ours(spec) == theirs
+
+
+# ------------------------------------------------------ stack liveness, zero-ness ------
+#
+# Two rules let state comparison ignore more, as Linux 6.18 does: stack slots no path
+# reads before overwriting them whole (its stack liveness), and the value of a register
+# whose only use is a store that cannot be a spill (its bytes become STACK_ZERO when
+# it is 0, STACK_MISC otherwise: the kernel marks it precise only when it is 0).  Each
+# program below has two paths that differ only in what such a rule could ignore, the
+# first explored (the fall-through) safe and reaching the join with a checkpoint, the
+# second unsafe: pruning it would accept the program.
+
+#: the fall-through path's padding: enough instructions and jumps since the last
+#: checkpoint for the join to get one (the kernel's heuristic: 2 jumps, 8 insns)
+_PAD = """
+    r2 = 0
+    if r6 > 5 goto +1
+    r2 = 1
+    r2 += 1
+    r2 += 1
+    if r6 > 7 goto +1
+    r2 += 1
+    r2 += 1
+    r2 += 1
+    if r6 > 9 goto +1
+    r2 += 1
+    r2 += 1
+    r2 += 1
+    r2 += 1
+    r2 += 1
+    r2 += 1
+    r2 += 1
+    r2 += 1
+"""
+
+
+def _two_paths(a: str, b: str, join: str) -> str:
+    """``call 7``; fp-16 = 0; path A (r6 != 0, explored first), path B (r6 == 0),
+    then ``join``: both paths store something to fp-8."""
+    na = len([ln for ln in (a + _PAD).splitlines() if ln.strip()]) + 1
+    return (
+        "call 7\nr6 = r0\nr1 = 0\n*(u64 *)(r10 - 16) = r1\n"
+        f"if r6 == 0 goto +{na}\n{a}\n{_PAD}\ngoto +{len(b.strip().splitlines())}\n{b}\n{join}"
+    )
+
+
+#: fp-8 holds a pointer on path A and the scalar 0 on path B; the join reads it back
+#: and dereferences it: read directly, through another pointer into the frame, and by
+#: a bpf-to-bpf callee given a pointer to the slot
+_PTR_OR_SCALAR_A = "r1 = r10\n*(u64 *)(r10 - 8) = r1"
+_PTR_OR_SCALAR_B = "*(u64 *)(r10 - 8) = r6"
+LIVE_DIRECT = _two_paths(
+    _PTR_OR_SCALAR_A, _PTR_OR_SCALAR_B,
+    "r2 = *(u64 *)(r10 - 8)\nr0 = *(u8 *)(r2 - 16)\nr0 = 2\nexit",
+)  # fmt: skip
+LIVE_ALIAS = _two_paths(
+    _PTR_OR_SCALAR_A, _PTR_OR_SCALAR_B,
+    "r3 = r10\nr3 += -8\nr2 = *(u64 *)(r3 + 0)\nr0 = *(u8 *)(r2 - 16)\nr0 = 2\nexit",
+)  # fmt: skip
+LIVE_CALLEE = _two_paths(
+    _PTR_OR_SCALAR_A, _PTR_OR_SCALAR_B,
+    "r1 = r10\nr1 += -8\nr2 = 0\nr3 = 0\nr4 = 0\nr5 = 0\nif r6 > 100 goto +0\ncall pc+2\n"
+    "r0 = 2\nexit\n"
+    "r2 = *(u64 *)(r1 + 0)\nr0 = *(u8 *)(r2 - 16)\nr0 = 0\nexit",
+)  # fmt: skip
+#: a partial store does not kill the slot: its upper half, STACK_ZERO on path A and
+#: STACK_MISC on path B, is read back after the lower half is written, and indexes the
+#: stack
+LIVE_PARTIAL = _two_paths(
+    "*(u32 *)(r10 - 4) = 0", "r1 = 7\n*(u32 *)(r10 - 4) = r1",
+    "*(u32 *)(r10 - 8) = 0\nr2 = *(u32 *)(r10 - 4)\nr2 &= 0xff\nr3 = r10\nr3 += -16\n"
+    "r3 += r2\n*(u8 *)(r3 + 0) = 0\nr0 = 2\nexit",
+)  # fmt: skip
+
+#: the array key at fp-4 (not the start of a slot: never a spill) is 0 on path A
+#: (STACK_ZERO: a constant key, the lookup cannot fail) and 1 on path B (STACK_MISC:
+#: it may), whose missing null check is refused; r1 is stored at the join, so its
+#: value matters only for being 0, and on path A it is
+ZERO_KEY = _two_paths(
+    "r1 = 0", "r1 = 1",
+    "*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = {a} ll\ncall 1\n"
+    "r0 = *(u64 *)(r0 + 0)\nr0 = 2\nexit",
+)  # fmt: skip
+#: the same through a copy made before the join
+ZERO_KEY_COPY = _two_paths(
+    "r1 = 0", "r1 = 1",
+    "r3 = r1\n*(u32 *)(r10 - 4) = r3\nr2 = r10\nr2 += -4\nr1 = {a} ll\ncall 1\n"
+    "r0 = *(u64 *)(r0 + 0)\nr0 = 2\nexit",
+)  # fmt: skip
+#: path A's r1 is unknown but linked (same id) to r7; a branch on r7 after the join
+#: makes it 0 there: that path stores STACK_ZERO, path B's r1 (1, unlinked) does not
+ZERO_KEY_LINKED = _two_paths(
+    "r1 = r6\nr1 &= 1\nr7 = r1", "r1 = 1\nr7 = 0",
+    "if r7 != 0 goto +7\n*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = {a} ll\n"
+    "call 1\nr0 = *(u64 *)(r0 + 0)\nr0 = 2\nexit",
+)  # fmt: skip
+
+_A = M("a", "array", 4, 8, 4)
+NEW_RULE_CASES = [
+    Case("live-direct", LIVE_DIRECT, "R2 invalid mem access 'scalar'"),
+    Case("live-alias", LIVE_ALIAS, "R2 invalid mem access 'scalar'"),
+    Case("live-callee", LIVE_CALLEE, "R2 invalid mem access 'scalar'"),
+    Case(
+        "live-partial",
+        LIVE_PARTIAL,
+        "invalid variable-offset write to stack R3 var_off=(0x0; 0xff) off=-16 size=1",
+    ),
+    Case("zero-key", ZERO_KEY, "R0 invalid mem access 'map_value_or_null'", maps={"a": _A}),
+    Case(
+        "zero-key-copy",
+        ZERO_KEY_COPY,
+        "R0 invalid mem access 'map_value_or_null'",
+        maps={"a": _A},
+    ),
+    Case(
+        "zero-key-linked",
+        ZERO_KEY_LINKED,
+        "R0 invalid mem access 'map_value_or_null'",
+        maps={"a": _A},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", NEW_RULE_CASES, ids=lambda c: c.id)
+def test_liveness_and_zero_paths_not_pruned(case: Case) -> None:
+    check_ours(case)
+
+
+@pytest.mark.parametrize("case", NEW_RULE_CASES, ids=lambda c: c.id)
+def test_liveness_and_zero_paths_kernel_agrees(kernel, case: Case) -> None:
+    check_kernel(kernel, case)
+
+
+#: the pruning the two rules allow, as the kernel does it: path B's fp-8 is dead at
+#: the join (nothing reads it), and its r1 (stored where no spill can be) is nonzero
+#: like path A's -- B is pruned at the join, by both verifiers, in as many insns
+DEAD_SLOT = _two_paths(_PTR_OR_SCALAR_A, _PTR_OR_SCALAR_B, "r0 = 2\nexit")
+NONZERO_KEY = _two_paths(
+    "r1 = 2", "r1 = 1",
+    "*(u32 *)(r10 - 4) = r1\nr2 = r10\nr2 += -4\nr1 = {a} ll\ncall 1\n"
+    "if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 0)\nr0 = 2\nexit",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    [Case("dead-slot", DEAD_SLOT), Case("nonzero-key", NONZERO_KEY, maps={"a": _A})],
+    ids=lambda c: c.id,
+)
+def test_liveness_and_zero_prune_like_kernel(kernel, case: Case) -> None:
+    ours = verify(spec_for(case), maps=case.maps).processed_insns
+    maps = {n: kernel.create_map(m.type, m.key_size, m.value_size, m.max_entries, name=n)
+            for n, m in case.maps.items()}  # fmt: skip
+    try:
+        text, _ = _expand(case, {n: m.fd for n, m in maps.items()})
+        prog = kernel.load_program(ProgramSpec.from_asm(text, prog_type="xdp"))
+        try:
+            theirs = prog.info().verified_insns
+        finally:
+            prog.close()
+    finally:
+        for m in maps.values():
+            m.close()
+    assert ours == theirs

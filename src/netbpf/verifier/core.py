@@ -55,7 +55,14 @@ from netbpf.verifier.helpers import (
 )
 from netbpf.verifier.log import VLog
 from netbpf.verifier.maps import MapInfo
-from netbpf.verifier.precision import ALL_SLOTS, REGS, SLOT0, HelperUse, analyse_relevance
+from netbpf.verifier.precision import (
+    ALL_SLOTS,
+    REGS,
+    SLOT0,
+    ZERO_SHIFT,
+    HelperUse,
+    analyse_relevance,
+)
 from netbpf.verifier.regs import (
     ADD,
     AND,
@@ -3351,6 +3358,18 @@ class Verifier:
         assert cfg is not None
         nf = len(old.frames)
         rel_top = self.rel.prune[idx]
+        zero = rel_top >> ZERO_SHIFT & ~rel_top & REGS
+        if zero and exact == 0:
+            # a register whose zero-ness alone can matter (it only reaches stack bytes
+            # that are not a spill): if old's value cannot be 0, every path from old
+            # stored STACK_MISC, and anything cur stores (MISC or ZERO) is as good;
+            # if it may be 0, its value is compared (and what it is linked to)
+            top = old.frames[-1].regs
+            for i in range(10):
+                if zero >> i & 1:
+                    o = top[i]
+                    if o.type != T.SCALAR or o.umin == 0:
+                        rel_top |= 1 << i
         # a scalar that cannot reach a check itself may still be linked (same id) to
         # one that does: a branch on it then narrows the other, so it matters too
         if exact == 0:
@@ -3373,8 +3392,12 @@ class Verifier:
             # scalars that cannot reach a check need not match (the kernel's
             # "imprecise"); caller frames are compared in full
             rel = rel_top if i == nf - 1 else REGS | ALL_SLOTS
+            # stack slots of the top frame no path from here reads before
+            # overwriting them whole are ignored, whatever they hold (the kernel's
+            # stack liveness); caller frames are compared in full
+            slive = self.rel.stack_live[idx] if i == nf - 1 and exact == 0 else ALL_SLOTS
             if not self._func_states_equal(
-                old.frames[i], cur.frames[i], live, rel, idmap, rev, exact
+                old.frames[i], cur.frames[i], live, rel, idmap, rev, exact, slive
             ):
                 return False
         return True
@@ -3424,6 +3447,7 @@ class Verifier:
         idmap: dict[int, int],
         rev: dict[int, int],
         exact: int,
+        slive: int = ALL_SLOTS,
     ) -> bool:
         if old.callback_depth > cur.callback_depth:
             return False
@@ -3441,7 +3465,7 @@ class Verifier:
                 continue
             if not self._regsafe(o, c, idmap, rev, exact):
                 return False
-        return self._stacksafe(old, cur, rel, idmap, rev, exact)
+        return self._stacksafe(old, cur, rel, idmap, rev, exact, slive)
 
     def _regsafe(
         self, o: Reg, c: Reg, idmap: dict[int, int], rev: dict[int, int], exact: int
@@ -3522,6 +3546,7 @@ class Verifier:
         idmap: dict[int, int],
         rev: dict[int, int],
         exact: int,
+        slive: int = ALL_SLOTS,
     ) -> bool:
         n_old = len(old.stack) * REG_SIZE
         n_cur = len(cur.stack) * REG_SIZE
@@ -3529,6 +3554,10 @@ class Verifier:
         while i < n_old:
             spi = i // REG_SIZE
             k = i % REG_SIZE
+            if k == 0 and not slive >> (SLOT0 + spi) & 1:
+                # a dead slot: nothing reads it before it is written whole
+                i += REG_SIZE
+                continue
             os_ = old.stack[spi]
             if (
                 exact == 0

@@ -53,14 +53,28 @@ from netbpf.uapi import (
 )
 from netbpf.verifier import kinds as K
 
-__all__ = ["ALL_SLOTS", "REGS", "SLOT0", "HelperUse", "Relevance", "analyse_relevance"]
+__all__ = [
+    "ALL_SLOTS",
+    "REGS",
+    "SLOT0",
+    "ZERO_SHIFT",
+    "HelperUse",
+    "Relevance",
+    "analyse_relevance",
+]
 
 NSLOTS = 64  # 512 bytes / 8
+REG_BYTES = 8
 SLOT0 = 16  # bit of stack slot 0 (fp-8 .. fp-1)
 ALL_SLOTS = ((1 << NSLOTS) - 1) << SLOT0
 REGS = (1 << 10) - 1
 ARGS = 0b111110
 CALLER_SAVED = 0b111111
+#: bits ZERO_SHIFT + i: only whether register ri is zero can matter (its value is
+#: stored to the stack where it cannot be a spill: the bytes become STACK_ZERO or
+#: STACK_MISC, nothing else of the value is kept)
+ZERO_SHIFT = 80
+ZERO_REGS = REGS << ZERO_SHIFT
 
 
 class HelperUse:
@@ -98,9 +112,12 @@ class Relevance:
     """Per-instruction bitmasks: bit i (0-9) = register ri, bit 16+k = stack slot k
     (fp-8k-8 .. fp-8k-1) of the function's own frame."""
 
-    def __init__(self, prune: list[int], widen: list[int]) -> None:
+    def __init__(self, prune: list[int], widen: list[int], stack_live: list[int]) -> None:
         self.prune = prune
         self.widen = widen
+        #: per instruction, the function's own stack slots (bits 16+k) that some path
+        #: from here may read before overwriting them whole: the others are dead
+        self.stack_live = stack_live
 
 
 def _slot_bit(off: int, size: int) -> int | None:
@@ -345,6 +362,58 @@ def _bwd_transfer(
 ) -> int:
     """relevant-before from relevant-after.  ``jcc_sink``: which conditional jumps are
     checks (True: all; a set: those instructions)."""
+    zero = out >> ZERO_SHIFT & REGS
+    if not zero:
+        return _bwd_value(
+            insn, out, fwd, helpers, callee_reads, idx, jcc_sink, exit_r0, cb_reads, quiet
+        )
+    # zero-ness relevance: kept through what neither writes nor narrows by another
+    # register; a plain 64-bit copy hands it on to the source; anything else that
+    # writes or links the register makes its whole value matter (as the kernel's
+    # precision backtracking would, once the value proves zero)
+    info = OPCODES[insn.opcode]
+    k = info.kind
+    d, s = insn.dst, insn.src
+    bd, bs = 1 << d, 1 << s
+    out &= ~ZERO_REGS
+    handed = 0
+    if k is K.MOV and info.use_src_reg and info.cls == BPF_ALU64 and insn.off == 0:
+        if zero & bd and not out & bd:
+            handed = bs
+        zero &= ~bd
+    elif k in (K.MOV, K.ALU, K.NEG, K.END, K.LDX, K.LD_IMM64):
+        out |= zero & bd
+        zero &= ~bd
+    elif k in (K.CALL, K.LD_ABS, K.LD_IND, K.CALLX):
+        out |= zero & CALLER_SAVED
+        zero &= ~CALLER_SAVED
+    elif k is K.ATOMIC:
+        w = bd | bs | 1
+        out |= zero & w
+        zero &= ~w
+    elif k is K.JCC and info.use_src_reg and zero & (bd | bs):
+        out |= zero & (bd | bs)
+        zero &= ~(bd | bs)
+    elif k is K.EXIT:
+        zero = 0
+    res = _bwd_value(insn, out, fwd, helpers, callee_reads, idx, jcc_sink, exit_r0, cb_reads, quiet)
+    return res | (zero | handed) << ZERO_SHIFT
+
+
+def _bwd_value(
+    insn: Instruction,
+    out: int,
+    fwd: Fwd,
+    helpers: Mapping[int, HelperUse],
+    callee_reads: Mapping[int, bool],
+    idx: int,
+    jcc_sink: bool | frozenset[int],
+    exit_r0: bool,
+    cb_reads: Mapping[int, bool],
+    quiet: frozenset[int],
+) -> int:
+    """The value-relevance part of :func:`_bwd_transfer` (``out`` without zero-ness
+    bits, except those it creates at misaligned stack stores)."""
     info = OPCODES[insn.opcode]
     k = info.kind
     d, s = insn.dst, insn.src
@@ -395,7 +464,12 @@ def _bwd_transfer(
         else:
             val_rel = False
         if k is K.STX and val_rel:
-            res |= bs
+            if d == 10 and insn.off % REG_BYTES and bit is not None:
+                # not at the start of a slot: never a spill, the stored bytes become
+                # STACK_ZERO when the register is 0, STACK_MISC otherwise
+                res |= bs << ZERO_SHIFT
+            else:
+                res |= bs
         return res
     if k is K.ATOMIC:
         res = out
@@ -448,6 +522,80 @@ def _bwd_transfer(
     if k is K.EXIT:
         return 1 if exit_r0 else 0
     return out
+
+
+def _slots_touched(off: int, size: int) -> int:
+    """The slot bits an r10-relative access of ``size`` bytes at ``off`` touches (all
+    slots when it leaves the frame: it is refused anyway, or reads who knows what)."""
+    if off >= 0 or off < -512 or off + size > 0:
+        return ALL_SLOTS
+    first = (-off - 1) // 8
+    last = (-(off + size - 1) - 1) // 8
+    bits = 0
+    for spi in range(last, first + 1):
+        bits |= 1 << (SLOT0 + spi)
+    return bits
+
+
+def _stack_live_transfer(insn: Instruction, out: int, fwd: Fwd) -> int:
+    """Live slots before ``insn`` from those live after it.  A slot is read by a load
+    or atomic at a fixed r10 offset, and -- conservatively, every slot -- by any access
+    through another register that may point into this frame and by any call that may
+    be passed such a pointer (a helper, a callback, a bpf-to-bpf callee may read it).
+    Only a store covering the whole 8-byte slot at a fixed r10 offset kills it."""
+    info = OPCODES[insn.opcode]
+    k = info.kind
+    d, s = insn.dst, insn.src
+    own = fwd[1]
+    if k is K.LDX:
+        if s == 10:
+            return out | _slots_touched(insn.off, info.size)
+        return out | ALL_SLOTS if own >> s & 1 else out
+    if k in (K.ST, K.STX):
+        if d == 10:
+            bit = _slot_bit(insn.off, info.size)
+            if info.size == 8 and bit is not None:
+                return out & ~bit
+            return out
+        # a store through a pointer into this frame at an unknown offset kills
+        # nothing (and a partial overwrite of a spill is a read-modify of the slot)
+        return out | ALL_SLOTS if own >> d & 1 else out
+    if k is K.ATOMIC:
+        if d == 10:
+            return out | _slots_touched(insn.off, info.size)
+        if own >> d & 1 or own >> s & 1:
+            return out | ALL_SLOTS
+        return out
+    if k is K.CALL:
+        # any call: a stack pointer may be among the arguments (helpers, callbacks
+        # given a context, bpf-to-bpf callees)
+        return out | ALL_SLOTS if own & ARGS else out
+    if k is K.CALLX:
+        return out | ALL_SLOTS
+    if k is K.EXIT:
+        # the frame is gone (a callee's), or the program ends
+        return 0
+    # ALU, MOV, jumps, LD_IMM64, LD_ABS/IND: no stack access (a pointer into the
+    # frame moved between registers is followed by the forward facts)
+    return out
+
+
+def _stack_live(order: list[int], succs: Mapping[int, list[int]], insns: Sequence[Instruction],
+                fwd: list[Fwd]) -> dict[int, int]:  # fmt: skip
+    live: dict[int, int] = dict.fromkeys(order, 0)
+    loops = any(w <= i for i in order for w in succs[i])
+    changed = True
+    while changed:
+        changed = False
+        for i in reversed(order):
+            out = 0
+            for w in succs[i]:
+                out |= live.get(w, 0)
+            new = _stack_live_transfer(insns[i], out, fwd[i])
+            if new != live[i]:
+                live[i] = new
+                changed = loops
+    return live
 
 
 def _backward(
@@ -746,10 +894,20 @@ def analyse_relevance(
             reads = new_reads
     if cache is not None:
         cache["widen"] = results[1]
+    if cache is not None and "stack_live" in cache:
+        stack_live = cache["stack_live"]
+    else:
+        stack_live = [ALL_SLOTS] * n
+        for order, succs, fwd in subs:
+            sl = _stack_live(order, succs, insns, fwd)
+            for i in order:
+                stack_live[i] = sl[i]
+        if cache is not None:
+            cache["stack_live"] = stack_live
     prune = [REGS | ALL_SLOTS] * n
     widen = [REGS | ALL_SLOTS] * n
     for (order, _, _), p, w in zip(subs, results[0], results[1]):
         for i in order:
             prune[i] = p[i]
             widen[i] = w[i]
-    return Relevance(prune, widen)
+    return Relevance(prune, widen, stack_live)
