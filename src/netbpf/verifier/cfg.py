@@ -66,7 +66,7 @@ class Cfg:
         return lo
 
 
-def _succ(insns: Sequence[Instruction], i: int) -> list[int]:
+def successors(insns: Sequence[Instruction], i: int) -> list[int]:
     """Successors inside the function (calls continue at the next instruction)."""
     insn = insns[i]
     info = OPCODES[insn.opcode]
@@ -171,7 +171,7 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
             elif insn.src == 0 and insn.imm in CALLBACK_HELPERS:
                 calls_cb[t] = force[t] = prune[t] = jmp_point[t] = 1
         elif k is K.JA:
-            w = _succ(insns, t)[0]
+            w = successors(insns, t)[0]
             edges = [w]
             prune[w] = jmp_point[w] = 1
         elif k in (K.JCC, K.MAY_GOTO):
@@ -182,7 +182,7 @@ def analyse(insns: Sequence[Instruction], nargs: dict[int, int]) -> Cfg:
             edges = [t + 1, w]
             prune[w] = jmp_point[w] = 1
         else:
-            edges = _succ(insns, t)
+            edges = successors(insns, t)
         for w in edges:
             if 0 <= w < n and not seen[w]:
                 seen[w] = 1
@@ -228,7 +228,7 @@ def _liveness(
         if i in second_half:
             continue
         ud[i] = _use_def(insns[i], nargs)
-        succs[i] = [w for w in _succ(insns, i) if 0 <= w < n]
+        succs[i] = [w for w in successors(insns, i) if 0 <= w < n]
     for sub in subprogs:
         order = [i for i in range(sub.start, sub.end) if i not in second_half]
         # without back-edges one pass in reverse order is the fixpoint

@@ -44,7 +44,6 @@ from netbpf.uapi import (
     BPF_ADD,
     BPF_ALU64,
     BPF_CMPXCHG,
-    BPF_JMP32,
     BPF_PSEUDO_CALL,
     BPF_PSEUDO_FUNC,
     BPF_PSEUDO_MAP_FD,
@@ -52,6 +51,7 @@ from netbpf.uapi import (
     BPF_SUB,
 )
 from netbpf.verifier import kinds as K
+from netbpf.verifier.cfg import successors
 
 __all__ = [
     "ALL_SLOTS",
@@ -129,21 +129,6 @@ def _slot_bit(off: int, size: int) -> int | None:
     if (-(off + size - 1) - 1) // 8 != spi:
         return None
     return 1 << (SLOT0 + spi)
-
-
-def _succ(insns: Sequence[Instruction], i: int) -> list[int]:
-    insn = insns[i]
-    info = OPCODES[insn.opcode]
-    k = info.kind
-    if k is K.EXIT:
-        return []
-    if k is K.LD_IMM64:
-        return [i + 2]
-    if k is K.JA:
-        return [i + (insn.imm if info.cls == BPF_JMP32 else insn.off) + 1]
-    if k in (K.JCC, K.MAY_GOTO):
-        return [i + 1, i + insn.off + 1]
-    return [i + 1]
 
 
 class _Spills:
@@ -726,7 +711,7 @@ def _prepare(
     shapes = []
     for start, end in subprog_bounds:
         order = [i for i in range(start, end) if i not in second_half]
-        succs = {i: [w for w in _succ(insns, i) if start <= w < end] for i in order}
+        succs = {i: [w for w in successors(insns, i) if start <= w < end] for i in order}
         preds: dict[int, list[int]] = {}
         for i, ws in succs.items():
             for w in ws:
