@@ -132,6 +132,19 @@ def _is_cond_jump(ins: Instruction) -> bool:
     return cls in (_JMP, _JMP32) and op not in (_JA, _CALL, _EXIT)
 
 
+def _rel_field(ins: Instruction) -> str | None:
+    """The pc-relative field of ``ins`` (jumps, ``gotol``, local calls, function
+    pointers), or None."""
+    cls, op = ins.opcode & _CLASS, ins.opcode & _OP
+    if cls in (_JMP, _JMP32) and op not in (_CALL, _EXIT):
+        return "imm" if (cls == _JMP32 and op == _JA) else "off"
+    if (cls == _JMP and op == _CALL and ins.src == 1) or (
+        ins.opcode == _LD_IMM64 and ins.src == _PSEUDO_FUNC
+    ):
+        return "imm"
+    return None
+
+
 def _insert(
     insns: list[Instruction], relocs: tuple[MapReloc, ...], at: int, new: Instruction
 ) -> tuple[list[Instruction], tuple[MapReloc, ...]]:
@@ -140,14 +153,7 @@ def _insert(
     relocation keeps pointing at the same instruction."""
     out: list[Instruction] = []
     for j, ins in enumerate(insns):
-        cls, op = ins.opcode & _CLASS, ins.opcode & _OP
-        rel_field = None
-        if cls in (_JMP, _JMP32) and op not in (_CALL, _EXIT):
-            rel_field = "imm" if (cls == _JMP32 and op == _JA) else "off"
-        elif cls == _JMP and op == _CALL and ins.src == 1:
-            rel_field = "imm"
-        elif ins.opcode == _LD_IMM64 and ins.src == _PSEUDO_FUNC:
-            rel_field = "imm"
+        rel_field = _rel_field(ins)
         if rel_field is not None:
             rel = getattr(ins, rel_field)
             target = j + 1 + rel
@@ -168,14 +174,7 @@ def _delete(
     every other pc-relative offset and map relocation keeps its target."""
     out: list[Instruction] = []
     for j, ins in enumerate(insns):
-        cls, op = ins.opcode & _CLASS, ins.opcode & _OP
-        rel_field = None
-        if cls in (_JMP, _JMP32) and op not in (_CALL, _EXIT):
-            rel_field = "imm" if (cls == _JMP32 and op == _JA) else "off"
-        elif cls == _JMP and op == _CALL and ins.src == 1:
-            rel_field = "imm"
-        elif ins.opcode == _LD_IMM64 and ins.src == _PSEUDO_FUNC:
-            rel_field = "imm"
+        rel_field = _rel_field(ins)
         if rel_field is not None and j != at:
             rel = getattr(ins, rel_field)
             target = j + 1 + rel
