@@ -157,6 +157,15 @@ _VTIME = re.compile(r"verification time (\d+) usec")
 _PROCESSED = re.compile(r"processed (\d+) insns")
 
 
+def _record_kernel_stats(row: Row, log: str) -> None:
+    """Take the kernel's verification time and processed count from its BPF_LOG_STATS
+    line (log level 4), when the log carries one."""
+    if m := _VTIME.search(log):
+        row.kernel_verify_s.append(int(m.group(1)) / 1e6)
+    if m := _PROCESSED.search(log):
+        row.processed_kernel = int(m.group(1))
+
+
 def _kernel() -> object | None:
     try:
         from netbpf.kernel import KernelBackend
@@ -182,10 +191,9 @@ def bench_synthetic(k: object | None, rounds: int) -> list[Row]:
                 t0 = time.perf_counter()
                 p = k.load_program(spec, log_level=4)  # type: ignore[attr-defined]
                 row.kernel_load_s.append(time.perf_counter() - t0)
-                log = p.log
+                log = p.verifier_log
                 p.close()
-                row.kernel_verify_s.append(int(_VTIME.search(log).group(1)) / 1e6)  # type: ignore[union-attr]
-                row.processed_kernel = int(_PROCESSED.search(log).group(1))  # type: ignore[union-attr]
+                _record_kernel_stats(row, log)
         rows.append(row)
         print(f"  {name}: done", file=sys.stderr)
     return rows
@@ -274,13 +282,9 @@ def bench_corpus(k: object | None, rounds: int) -> list[Row]:
                     except NetbpfError:
                         ok = False
                         break
-                    log = next(iter(coll.programs.values())).log
+                    log = next(iter(coll.programs.values())).verifier_log
                     coll.close()
-                    m = _VTIME.search(log or "")
-                    if m:
-                        row.kernel_verify_s.append(int(m.group(1)) / 1e6)
-                    mp = _PROCESSED.search(log or "")
-                    row.processed_kernel = int(mp.group(1)) if mp else None
+                    _record_kernel_stats(row, log or "")
             if ok:
                 rows.append(row)
     return rows
@@ -321,10 +325,7 @@ def bench_corpus_group(k: object | None, rounds: int, group: str) -> list[Row]:
                 except KernelError as e:
                     log = e.log
                 row.kernel_load_s.append(time.perf_counter() - t0)
-                if m := _VTIME.search(log):
-                    row.kernel_verify_s.append(int(m.group(1)) / 1e6)
-                if m := _PROCESSED.search(log):
-                    row.processed_kernel = int(m.group(1))
+                _record_kernel_stats(row, log)
         rows.append(row)
         print(f"  {row.name}: done", file=sys.stderr)
     return rows
